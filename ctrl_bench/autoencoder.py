@@ -1,0 +1,43 @@
+"""``build_autoencoder``: the one public factory for the encoder f and decoder g."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .conv import ConvDecoder, ConvEncoder
+from .crate import CrateDecoder, CrateEncoder
+
+IMAGE_SHAPES = ((1, 28, 28), (1, 32, 32), (3, 32, 32))
+
+# CRATE: token width d, layers, heads, patch size. "base" is the d = 256, 6-layer model.
+CRATE_SIZES = {
+    "tiny": dict(dim=64, depth=2, heads=2, patch=4),
+    "small": dict(dim=128, depth=4, heads=4, patch=4),
+    "base": dict(dim=256, depth=6, heads=4, patch=4),
+}
+# DCGAN pair: base width w (encoder w, 2w, 4w; decoder 8w, 4w, 2w). "base" is the papers' w = 64.
+CONV_SIZES = {"tiny": dict(width=16), "small": dict(width=32), "base": dict(width=64)}
+
+ARCHS = {"crate": (CrateEncoder, CrateDecoder, CRATE_SIZES), "conv": (ConvEncoder, ConvDecoder, CONV_SIZES)}
+
+
+def build_autoencoder(arch: str, image_shape, feature_dim: int = 128, size: str = "small") -> tuple[nn.Module, nn.Module]:
+    """Return ``(f, g)``: f maps (B, C, H, W) images in [−1, 1] to (B, feature_dim) unit vectors,
+    g maps (B, feature_dim) features back to (B, C, H, W) images in [−1, 1].
+
+    ``arch``: "crate" (CRATE encoder, CRATE-AE decoder) or "conv" (the papers' DCGAN pair);
+    ``size``: "tiny", "small" or "base"; ``image_shape``: one of (1, 28, 28), (1, 32, 32), (3, 32, 32).
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; supported: {', '.join(ARCHS)}")
+    encoder_cls, decoder_cls, sizes = ARCHS[arch]
+    if size not in sizes:
+        raise ValueError(f"unknown size {size!r} for arch {arch!r}; supported: {', '.join(sizes)}")
+    image_shape = tuple(int(s) for s in image_shape)
+    if image_shape not in IMAGE_SHAPES:
+        raise ValueError(f"unsupported image shape {image_shape}; supported (C, H, W): "
+                         + ", ".join(str(s) for s in IMAGE_SHAPES))
+    if feature_dim < 1:
+        raise ValueError(f"feature_dim must be positive, got {feature_dim}")
+    config = sizes[size]
+    return encoder_cls(image_shape, feature_dim, **config), decoder_cls(image_shape, feature_dim, **config)

@@ -1,0 +1,88 @@
+"""The i-CTRL structured memory: per-class feature statistics, never images."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .subspace import principal_subspace
+
+
+class FeatureMemory:
+    """For every learned class c: mean μ_c (d), top-r principal directions U_c (r × d) and their
+    variances σ²_c (r). Prototypes are drawn from N(μ_c, U_cᵀ diag(σ²_c) U_c) and mapped back
+    to the unit sphere. Size: K · (d + r·d + r) floats.
+    """
+
+    def __init__(self, n_directions: int = 12, n_prototypes: int = 360):
+        if n_directions < 1 or n_prototypes < 1:
+            raise ValueError("n_directions and n_prototypes must be positive")
+        self.n_directions, self.n_prototypes = n_directions, n_prototypes
+        self.labels: Tensor | None = None  # (K,)
+        self.means: Tensor | None = None  # (K, d)
+        self.directions: Tensor | None = None  # (K, r, d)
+        self.variances: Tensor | None = None  # (K, r)
+
+    def __len__(self) -> int:
+        return 0 if self.labels is None else len(self.labels)
+
+    @property
+    def classes(self) -> list[int]:
+        return [] if self.labels is None else self.labels.tolist()
+
+    def size_in_floats(self) -> int:
+        if not len(self):
+            return 0
+        return self.means.numel() + self.directions.numel() + self.variances.numel()
+
+    def store(self, Z: Tensor, y: Tensor) -> None:
+        """Replace or add the statistics of every class present in ``y`` from its features ``Z``."""
+        for c in torch.unique(y).tolist():
+            mean, directions, variances = principal_subspace(Z[y == c].detach(), self.n_directions)
+            self._put(c, mean, directions, variances)
+
+    def _put(self, c: int, mean: Tensor, directions: Tensor, variances: Tensor) -> None:
+        if self.labels is None:
+            device = mean.device
+            self.labels = torch.empty(0, dtype=torch.long, device=device)
+            self.means = mean.new_empty(0, mean.numel())
+            self.directions = mean.new_empty(0, *directions.shape)
+            self.variances = mean.new_empty(0, len(variances))
+        hit = (self.labels == c).nonzero()
+        if len(hit):
+            i = int(hit[0])
+            self.means[i], self.directions[i], self.variances[i] = mean, directions, variances
+            return
+        self.labels = torch.cat([self.labels, torch.tensor([c], device=self.labels.device)])
+        self.means = torch.cat([self.means, mean[None]])
+        self.directions = torch.cat([self.directions, directions[None]])
+        self.variances = torch.cat([self.variances, variances[None]])
+
+    def sample(self, per_class: int | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw ``per_class`` prototypes (default ``n_prototypes``) of every stored class.
+
+        z = normalize(μ_c + Σ_i σ_{c,i} ξ_i u_{c,i}),  ξ ~ N(0, I_r). Returns (Z (K·m, d), y (K·m,)).
+        """
+        if not len(self):
+            raise RuntimeError("the memory is empty: no class has been stored yet")
+        m = self.n_prototypes if per_class is None else per_class
+        K, r, d = self.directions.shape
+        noise = torch.randn(K, m, r, device=self.means.device, generator=generator)
+        offsets = torch.einsum("kmr,krd->kmd", noise * self.variances.sqrt()[:, None, :], self.directions)
+        Z = F.normalize(self.means[:, None, :] + offsets, dim=-1).reshape(K * m, d)
+        return Z, self.labels.repeat_interleave(m)
+
+    def to(self, device) -> "FeatureMemory":
+        for name in ("labels", "means", "directions", "variances"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+        return self
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ("labels", "means", "directions", "variances")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)

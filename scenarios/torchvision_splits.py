@@ -1,0 +1,57 @@
+"""Split MNIST / Fashion-MNIST / CIFAR-10 / CIFAR-100, loaded through torchvision."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from torchvision import datasets
+
+from .registry import DataMissingError, register_scenario
+
+# Files torchvision looks for under <data_root>/<folder>, to say what to put where.
+EXPECTED_FILES = {
+    datasets.MNIST: ("MNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    datasets.FashionMNIST: ("FashionMNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    datasets.CIFAR10: ("cifar-10-batches-py", ["data_batch_1", "…", "data_batch_5", "test_batch"]),
+    datasets.CIFAR100: ("cifar-100-python", ["train", "test", "meta"]),
+}
+
+
+def load_torchvision(cls, root: str, download: bool):
+    """uint8 arrays from a torchvision data set; a clear :class:`DataMissingError` when it is missing."""
+    try:
+        train = cls(root, train=True, download=download)
+        test = cls(root, train=False, download=download)
+    except Exception as err:  # torchvision raises RuntimeError / URLError / OSError, deep inside
+        folder, files = EXPECTED_FILES[cls]
+        how = ("it could not be downloaded" if download
+               else "downloading is off (--no-download)")
+        raise DataMissingError(
+            f"{cls.__name__} is not under {os.path.abspath(root)} and {how} ({type(err).__name__}: {err}).\n"
+            f"Put these files in {os.path.join(os.path.abspath(root), folder)}: {', '.join(files)} "
+            f"(torchvision's layout), or run once with network access and without --no-download."
+        ) from None
+    return (np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets))
+
+
+@register_scenario("split_mnist", experiences=(5, 10))
+def split_mnist(root: str, download: bool):
+    return load_torchvision(datasets.MNIST, root, download)
+
+
+@register_scenario("split_fmnist", experiences=(5, 10))
+def split_fmnist(root: str, download: bool):
+    return load_torchvision(datasets.FashionMNIST, root, download)
+
+
+@register_scenario("split_cifar10", experiences=(5, 10))
+def split_cifar10(root: str, download: bool):
+    return load_torchvision(datasets.CIFAR10, root, download)
+
+
+@register_scenario("split_cifar100", experiences=(10, 20))
+def split_cifar100(root: str, download: bool):
+    return load_torchvision(datasets.CIFAR100, root, download)
