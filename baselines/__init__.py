@@ -1,0 +1,65 @@
+"""Continual-learning methods by name: one module per method in this package.
+
+A method module defines ``build(ctx: MethodContext)`` returning an Avalanche strategy, and
+optionally ``memory_budget(ctx, strategy) -> str`` (what it stores of the past: images or floats)
+and ``CHECKPOINTABLE = False`` if its state cannot be saved between experiences. Modules whose name
+starts with "_" are helpers. Adding a method is adding a file; nothing else is edited.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import torch
+
+
+@dataclass
+class MethodContext:
+    """Everything a method needs to build its strategy."""
+
+    image_shape: tuple[int, int, int]
+    n_classes: int
+    device: torch.device
+    evaluator: object
+    backbone: str = "conv"  # conv | crate | mlp
+    size: str = "small"  # network size preset, as for build_autoencoder
+    feature_dim: int = 128
+    epochs: int = 1
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    lr: float = 1e-3
+    mem_size: int = 500  # images a rehearsal method may keep
+    options: dict = field(default_factory=dict)  # method-specific settings (e.g. ctrl's game options)
+
+    def template_kwargs(self) -> dict:
+        return dict(train_mb_size=self.batch_size, train_epochs=self.epochs, eval_mb_size=self.eval_batch_size,
+                    device=self.device, evaluator=self.evaluator)
+
+
+def _discover() -> dict[str, ModuleType]:
+    methods = {}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            methods[info.name] = importlib.import_module(f"{__name__}.{info.name}")
+    return methods
+
+
+METHODS: dict[str, ModuleType] = _discover()
+
+
+def method_names() -> list[str]:
+    return sorted(METHODS)
+
+
+def get_method(name: str) -> ModuleType:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from: {', '.join(method_names())}")
+    return METHODS[name]
+
+
+def memory_budget(name: str, ctx: MethodContext, strategy) -> str:
+    module = get_method(name)
+    return module.memory_budget(ctx, strategy) if hasattr(module, "memory_budget") else "none"

@@ -19,6 +19,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, image_shape, feature_dim: int, width: int):
         super().__init__()
         self.feature_dim = feature_dim
+        self.normalize = True  # False: raw features, for classifier backbones of the baselines
         C, H, W = image_shape
         self.resize = (H, W) != (NATIVE_SIZE, NATIVE_SIZE)
         w = width
@@ -32,7 +33,8 @@ class ConvEncoder(nn.Module):
     def forward(self, X: Tensor) -> Tensor:
         if self.resize:
             X = F.interpolate(X, size=(NATIVE_SIZE, NATIVE_SIZE), mode="bilinear", align_corners=False)
-        return F.normalize(self.net(X).float(), dim=-1)
+        features = self.net(X)
+        return F.normalize(features.float(), dim=-1) if self.normalize else features
 
 
 class ConvDecoder(nn.Module):

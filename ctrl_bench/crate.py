@@ -95,6 +95,7 @@ class CrateEncoder(nn.Module):
     def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int):
         super().__init__()
         self.feature_dim = feature_dim
+        self.normalize = True  # False: raw features, for classifier backbones of the baselines
         C = image_shape[0]
         n_tokens = _check_patches(image_shape, patch)
         self.patch_embed = nn.Conv2d(C, dim, kernel_size=patch, stride=patch)
@@ -107,7 +108,8 @@ class CrateEncoder(nn.Module):
         tokens = self.patch_embed(X).flatten(2).transpose(1, 2)  # (B, N, d)
         cls = self.class_token.expand(len(X), -1, -1)
         Z = self.layers(torch.cat([cls, tokens], 1) + self.position)
-        return F.normalize(self.head(Z[:, 0]).float(), dim=-1)
+        features = self.head(Z[:, 0])
+        return F.normalize(features.float(), dim=-1) if self.normalize else features
 
 
 class CrateDecoder(nn.Module):

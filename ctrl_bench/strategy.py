@@ -213,6 +213,21 @@ class ICTRL(SupervisedTemplate):
             Z = self.encoder(self.mb_x)
         return self.classifier.scores(Z, self.num_classes)
 
+    # ------------------------------------------------------------------ checkpointing
+    def extra_state(self) -> dict:
+        """What a between-experience checkpoint needs beyond the model and the encoder's optimiser."""
+        return {"decoder_optimizer": self.decoder_optimizer.state_dict(), "memory": self.memory.state_dict(),
+                "classifier": self.classifier.state_dict(), "multiplier": self.multiplier,
+                "epoch_index": self._epoch_index, "num_classes": self.num_classes,
+                "seen_train_datasets": self._seen_train_datasets}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.decoder_optimizer.load_state_dict(state["decoder_optimizer"])
+        self.memory.load_state_dict(state["memory"])
+        self.classifier.load_state_dict(state["classifier"])
+        self.multiplier, self._epoch_index = state["multiplier"], state["epoch_index"]
+        self.num_classes, self._seen_train_datasets = state["num_classes"], state["seen_train_datasets"]
+
     # ------------------------------------------------------------------ memory and classifier
     @torch.no_grad()
     def features(self, dataset) -> tuple[Tensor, Tensor]:

@@ -64,6 +64,11 @@ def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None]:
     return spec.load, spec.experiences
 
 
+def default_experiences(name: str) -> int:
+    _, experiences = _resolve(name)
+    return experiences[0] if experiences else 5
+
+
 def check_scenario(name: str, n_experiences: int | None) -> None:
     """Validate a scenario name and number of experiences without loading any data."""
     _, experiences = _resolve(name)
@@ -85,7 +90,7 @@ def build_scenario(name: str, n_experiences: int | None = None, seed: int = 0, c
     x_train, y_train, x_test, y_test = load(data_root, download)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     if n_experiences is None:
-        n_experiences = experiences[0] if experiences else 5
+        n_experiences = default_experiences(name)
     if n_classes % n_experiences:
         raise ValueError(f"{n_classes} classes cannot be split evenly into {n_experiences} experiences")
     if class_order is not None:

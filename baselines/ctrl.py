@@ -1,0 +1,27 @@
+"""i-CTRL (Tong et al. 2023): the constrained closed-loop transcription game with a memory of
+feature statistics. The encoder / decoder pair is ``--backbone`` (conv or crate) at ``--size``."""
+
+from ctrl_bench import build_autoencoder
+from ctrl_bench.strategy import ICTRL
+
+# Game and memory options a preset or the command line may set (ctx.options["ctrl"]).
+GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "n_directions",
+                "n_prototypes", "replay_per_class", "review", "classifier", "n_components")
+
+
+def build(ctx):
+    if ctx.backbone not in ("conv", "crate"):
+        raise ValueError(f"ctrl needs an autoencoder backbone: conv or crate, not {ctx.backbone!r}")
+    options = dict(ctx.options.get("ctrl", {}))
+    encoder, decoder = build_autoencoder(ctx.backbone, ctx.image_shape, ctx.feature_dim, ctx.size)
+    kwargs = ctx.template_kwargs()
+    kwargs["train_epochs"] = options.pop("epochs", ctx.epochs)
+    kwargs["train_mb_size"] = options.pop("batch_size", ctx.batch_size)
+    unknown = set(options) - set(GAME_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown ctrl options {sorted(unknown)}; known: {', '.join(GAME_OPTIONS)}")
+    return ICTRL(encoder=encoder, decoder=decoder, num_classes=ctx.n_classes, **kwargs, **options)
+
+
+def memory_budget(ctx, strategy):
+    return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol})"

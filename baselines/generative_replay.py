@@ -1,0 +1,39 @@
+"""Deep Generative Replay (Shin et al. 2017) with Avalanche's MLP VAE as the generator."""
+
+from avalanche.models import MlpVAE, VAE_loss
+from avalanche.training import GenerativeReplay, VAETraining
+from avalanche.training.plugins import GenerativeReplayPlugin
+from torch.nn import CrossEntropyLoss
+from torch.optim import Adam
+
+from ._backbones import adam, classifier
+
+CHECKPOINTABLE = False  # the generator is a whole strategy with its own optimiser and plugins
+
+
+class SignedMlpVAE(MlpVAE):
+    """Avalanche's VAE decodes through a sigmoid into [0, 1]; our images live in [−1, 1]."""
+
+    def forward(self, x):
+        x_hat, mean, logvar = super().forward((x + 1) / 2)
+        return x_hat * 2 - 1, mean, logvar
+
+    def generate(self, *args, **kwargs):
+        return super().generate(*args, **kwargs) * 2 - 1
+
+
+def build(ctx):
+    model = classifier(ctx)
+    generator = SignedMlpVAE(ctx.image_shape, nhid=2, n_classes=ctx.n_classes, device=ctx.device)
+    generator_strategy = VAETraining(
+        model=generator, optimizer=Adam(generator.parameters(), lr=1e-3, weight_decay=1e-4), criterion=VAE_loss,
+        train_mb_size=ctx.batch_size, train_epochs=ctx.epochs, eval_mb_size=ctx.eval_batch_size, device=ctx.device,
+        plugins=[GenerativeReplayPlugin()],
+    )
+    return GenerativeReplay(model=model, optimizer=adam(model, ctx), criterion=CrossEntropyLoss(),
+                            generator_strategy=generator_strategy, **ctx.template_kwargs())
+
+
+def memory_budget(ctx, strategy):
+    n = sum(p.numel() for p in strategy.generator_strategy.model.parameters())
+    return f"VAE generator ({n} floats)"
