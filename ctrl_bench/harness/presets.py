@@ -10,7 +10,7 @@ PRESETS = {
     "quick": {
         "backbone": "conv", "size": "tiny", "feature_dim": 128, "epochs": 4, "batch_size": 64, "lr": 1e-3,
         "mem_size": 500, "eval_batch_size": 1000,
-        "ctrl": {"epochs": 15, "batch_size": 256, "lr": 1e-3, "eps2": 1.0, "new_weight": 1.0, "gamma": 100.0,
+        "ctrl": {"epochs": 15, "batch_size": 256, "lr": 1e-4, "eps2": 1.0, "new_weight": 1.0, "gamma": 100.0,
                  "replay_per_class": 64, "n_directions": 12, "n_prototypes": 360, "n_components": 12},
     },
     "paper": {
