@@ -34,7 +34,7 @@ class ICTRL(SupervisedTemplate):
     """Incremental closed-loop transcription.
 
     Game options: ``eps2`` (ε²), ``lr`` and ``betas`` (Adam, both players), ``new_weight`` (λ on
-    Σ_new ΔR(Z_j, Ẑ_j) from the second experience on; the first experience plays plain CTRL),
+    Σ_new ΔR(Z_j, Ẑ_j), in every experience: λ = 1 on the first is plain CTRL),
     ``constraint`` ("penalty": fixed γ; "augmented_lagrangian": multiplier μ, starting at γ, grows
     by ρ·ΔR(Z_old, Ẑ_old) after every epoch), ``encoder_steps`` (k ≥ 1: k − 1 extra encoder steps
     maximising ΔR(Z) alone, then one step of both players, as the reference CIFAR-10 code).
@@ -139,27 +139,23 @@ class ICTRL(SupervisedTemplate):
             self._after_training_iteration(**kwargs)
 
     def _game_forward(self) -> tuple[Tensor, Tensor]:
-        """Z = [f(X_new); Z_old], X̂ = g(Z), Ẑ = f(X̂): each network once over the whole step.
-
-        g's input is detached, so f's gradient of the encoder loss is the one with X̂ held fixed,
-        while g's gradient of the decoder loss flows through f(X̂). Both come from this forward.
+        """X̂ = g([f(X_new); Z_old]), then one f call over [X_new; X̂]: real, decoded and memory samples
+        share the encoder's batch statistics, so g must match real images, not just their per-batch
+        normalisation. The codes g decodes come from a gradient-free pass, so f's gradient of the
+        encoder loss is the one with X̂ held fixed, while g's gradient of the decoder loss flows
+        through f(X̂). Both players' gradients come from this one forward.
         """
         X, y = self.mb_x, self.mb_y
         for _ in range(self.encoder_steps - 1):
             self._rate_only_encoder_step(X, y)
+        codes, labels = self._codes_to_decode(X, y)
         with self._autocast():
-            Z_new = self.encoder(X)
-        Z, labels = Z_new, y
-        if len(self.memory) and self._old_mask.any():
-            per_class = self.replay_per_class or math.ceil(len(y) / self._n_new_classes)
-            Z_old, y_old = self.memory.sample(per_class)
-            keep = self._old_mask[y_old]
-            Z, labels = torch.cat([Z_new, Z_old[keep]]), torch.cat([y, y_old[keep]])
-        with self._autocast():
-            Z_hat = self.encoder(self.decoder(Z.detach()))
+            X_hat = self.decoder(codes)
+            features = self.encoder(torch.cat([X, X_hat.to(X.dtype)]))
+        Z_new, Z_hat = features[:len(X)], features[len(X):]
+        Z = torch.cat([Z_new, codes[len(X):]])  # memory prototypes are constants
         terms = game_terms(Z, Z_hat, labels, self.num_classes, self.eps2)
-        first_experience = not self._old_mask.any()
-        shared = shared_objective(terms, self._new_mask, 1.0 if first_experience else self.new_weight)
+        shared = shared_objective(terms, self._new_mask, self.new_weight)
         violation = terms.pairwise_sum(self._old_mask)
         penalty = constraint_penalty(violation, self.multiplier, self.rho)
         self.mb_output = self.classifier.scores(Z_new.detach(), self.num_classes)
@@ -171,6 +167,20 @@ class ICTRL(SupervisedTemplate):
             self._epoch_sums[name] = self._epoch_sums[name] + value.detach()
         self._epoch_sums["steps"] = self._epoch_sums["steps"] + 1
         return penalty - shared, shared + penalty
+
+    @torch.no_grad()
+    def _codes_to_decode(self, X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """[f(X_new); Z_old] without gradient, and their labels; Z_old are fresh memory prototypes
+        of the old classes, as many per class as a new class has in the batch (or replay_per_class)."""
+        with self._autocast():
+            codes = self.encoder(X).float()
+        labels = y
+        if len(self.memory) and self._old_mask.any():
+            per_class = self.replay_per_class or math.ceil(len(y) / self._n_new_classes)
+            Z_old, y_old = self.memory.sample(per_class)
+            keep = self._old_mask[y_old]
+            codes, labels = torch.cat([codes, Z_old[keep]]), torch.cat([y, y_old[keep]])
+        return codes, labels
 
     def _assign_gradients(self, encoder_loss: Tensor, decoder_loss: Tensor) -> None:
         """Encoder: ∇_f of (−S + C); decoder: ∇_g of (S + C)."""

@@ -1,0 +1,121 @@
+import copy
+import glob
+
+import pytest
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.logging import TensorboardLogger
+from avalanche.training.plugins import EvaluationPlugin
+
+from ctrl_bench import ICTRL, build_autoencoder, game_terms
+from scenarios import build_scenario
+
+
+def make_strategy(evaluator=None, **options):
+    f, g = build_autoencoder("conv", (1, 28, 28), feature_dim=32, size="tiny")
+    evaluator = evaluator or EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loggers=[])
+    defaults = dict(train_epochs=12, train_mb_size=96, eval_mb_size=256, lr=1e-3, n_directions=6,
+                    n_prototypes=48, n_components=6, new_weight=1.0, gamma=100.0)
+    return ICTRL(encoder=f, decoder=g, evaluator=evaluator, **{**defaults, **options})
+
+
+def closed_loop_terms(strategy, dataset, decoder=None, num_classes=4):
+    """The game's terms on a whole experience, measured as a training step measures them:
+    Z = f(X), X̂ = g(Z), one f call over [X; X̂] with batch statistics."""
+    X = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    y = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    decoder = decoder or strategy.decoder
+    state = copy.deepcopy(strategy.model.state_dict())  # keep BatchNorm running statistics untouched
+    strategy.model.train()
+    decoder.train()
+    with torch.no_grad():
+        features = strategy.encoder(torch.cat([X, decoder(strategy.encoder(X))]))
+    strategy.model.load_state_dict(state)
+    return game_terms(features[:len(X)], features[len(X):], y, num_classes, strategy.eps2)
+
+
+def test_one_experience_raises_rate_reduction_and_the_decoder_move_lowers_pairwise_terms(tiny_npz):
+    """The game's encoder move raises ΔR(Z); its decoder move (gradient through f into g) lowers
+    Σ_j ΔR(Z_j, Ẑ_j) for that encoder. In a short run the encoder, which maximises the same pairwise
+    terms, can keep the full game's sum from falling, so the decoder's move is checked with f held."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_mb_size=24, train_epochs=8)
+    experience = scenario.benchmark.train_stream[0]
+    classes = experience.classes_in_this_experience
+    before = closed_loop_terms(strategy, experience.dataset)
+    strategy.train(experience)
+    after_game = closed_loop_terms(strategy, experience.dataset)
+    assert after_game.rate_reduction_z > before.rate_reduction_z + 0.3
+
+    strategy.optimizer.param_groups[0]["lr"] = 0.0  # hold f: only g moves
+    strategy.train(experience)
+    after_decoder = closed_loop_terms(strategy, experience.dataset)
+    assert after_decoder.rate_reduction_z == pytest.approx(after_game.rate_reduction_z, rel=0.05)
+    assert after_decoder.pairwise[classes].sum() < 0.7 * after_game.pairwise[classes].sum()
+
+
+def test_constraint_on_old_classes_stays_small_and_run_learns(tiny_npz):
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy()
+    first, second = scenario.benchmark.train_stream
+    strategy.train(first)
+    old = first.classes_in_this_experience
+    Z_old, y_old = strategy.memory.sample()
+    initial_decoder = make_strategy()
+    with torch.no_grad():
+        untrained = game_terms(Z_old, initial_decoder.encoder.eval()(initial_decoder.decoder.eval()(Z_old)),
+                               y_old, 4, 1.0).pairwise[old].sum()
+    strategy.train(second)
+    assert strategy.last_epoch_terms["constraint_old"] < 0.5 * float(untrained)
+    results = strategy.eval(scenario.benchmark.test_stream)
+    assert results["Top1_Acc_Stream/eval_phase/test_stream/Task000"] > 0.6  # 4 classes: chance is 0.25
+    assert sorted(strategy.memory.classes) == [0, 1, 2, 3]
+
+
+def test_memory_holds_only_feature_statistics(tiny_npz):
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_epochs=1)
+    strategy.train(scenario.benchmark.train_stream[0])
+    K, d, r = 2, 32, 6
+    assert strategy.memory.size_in_floats() == K * (d + r * d + r)
+    assert {k: tuple(v.shape) for k, v in strategy.memory.state_dict().items()} == {
+        "labels": (K,), "means": (K, d), "directions": (K, r, d), "variances": (K, r)}
+    Z, y = strategy.memory.sample(10)
+    assert Z.shape == (K * 10, d) and torch.allclose(Z.norm(dim=1), torch.ones(K * 10), atol=1e-5)
+
+
+def test_tensorboard_holds_a_replay_image_per_learned_class(tiny_npz, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    logger = TensorboardLogger(str(tmp_path / "tb"))
+    evaluator = EvaluationPlugin(accuracy_metrics(stream=True), loggers=[logger])
+    strategy = make_strategy(evaluator=evaluator, train_epochs=1)
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+    logger.writer.flush()
+    events = EventAccumulator(glob.glob(str(tmp_path / "tb" / "events.*"))[0], size_guidance={"images": 0}).Reload()
+    tags = set(events.Tags()["images"])
+    assert {f"replay/class_{c}" for c in range(4)} <= tags
+    assert "reconstruction/current_classes" in tags and "features/abs_ZZt_replay" in tags
+    assert {"ctrl/rate_reduction_z", "ctrl/constraint_old", "memory/floats"} <= set(events.Tags()["scalars"])
+    assert len(events.Images("replay/class_0")) == 2  # after each experience
+
+
+def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_epochs=2, constraint="augmented_lagrangian", gamma=1.0, rho=5.0)
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+    assert strategy.multiplier > 1.0
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"constraint": "soft"}, "penalty, augmented_lagrangian"),
+    ({"n_directions": 64}, "larger than the feature dimension 32"),
+    ({"classifier": "knn"}, "memory, paper"),
+    ({"encoder_steps": 0}, "at least 1"),
+])
+def test_bad_options_raise_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_strategy(**options)
