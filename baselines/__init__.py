@@ -2,7 +2,8 @@
 
 A method module defines ``build(ctx: MethodContext)`` returning an Avalanche strategy, and
 optionally ``memory_budget(ctx, strategy) -> str`` (what it stores of the past: images or floats)
-and ``CHECKPOINTABLE = False`` if its state cannot be saved between experiences. Modules whose name
+and ``STATE_ATTRIBUTES``, names of strategy attributes that hold state outside the model, the
+optimiser and the plugins (checkpointed for resume). Modules whose name
 starts with "_" are helpers. Adding a method is adding a file; nothing else is edited.
 """
 

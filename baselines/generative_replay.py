@@ -8,9 +8,6 @@ from torch.optim import Adam
 
 from ._backbones import adam, classifier
 
-CHECKPOINTABLE = False  # the generator is a whole strategy with its own optimiser and plugins
-
-
 class SignedMlpVAE(MlpVAE):
     """Avalanche's VAE decodes through a sigmoid into [0, 1]; our images live in [−1, 1]."""
 

@@ -7,6 +7,9 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier
 
 
+STATE_ATTRIBUTES = ("dataset",)  # the data seen so far
+
+
 def build(ctx):
     model = classifier(ctx)
     return Cumulative(model=model, optimizer=adam(model, ctx), criterion=CrossEntropyLoss(), **ctx.template_kwargs())

@@ -119,3 +119,14 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         make_strategy(**options)
+
+
+def test_nan_in_a_loss_raises_a_clear_error(tiny_npz):
+    from ctrl_bench import NonFiniteRateError
+
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_epochs=1)
+    with torch.no_grad():
+        next(strategy.encoder.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteRateError, match="ctrl game"):
+        strategy.train(scenario.benchmark.train_stream[0])

@@ -60,9 +60,11 @@ def run_all(args, configs: dict, device: torch.device) -> str:
                     eval_batch_size=config["eval_batch_size"], lr=config["lr"], mem_size=config["mem_size"],
                     options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes)},
                 )
-                result = run_method(get_method(method).build, ctx, scenario,
+                module = get_method(method)
+                result = run_method(module.build, ctx, scenario,
                                     os.path.join(args.out, "checkpoints", where + f"-{key}.pt"), seed,
-                                    progress=not args.no_progress, label=f"{label} {method} seed {seed}")
+                                    progress=not args.no_progress, label=f"{label} {method} seed {seed}",
+                                    state_attributes=getattr(module, "STATE_ATTRIBUTES", ()))
                 strategy = result.pop("strategy")
                 record = {"method": method, "seed": seed, "scenario": label, **result,
                           "memory_budget": memory_budget(method, ctx, strategy), "device": device_name(device),

@@ -48,32 +48,52 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _plugins(strategy):
+def own_plugins(strategy) -> list:
+    """The plugins a strategy was built with (its clock and method plugins), not the evaluator."""
     return [p for p in strategy.plugins if not isinstance(p, EvaluationPlugin)]
 
 
-def strategy_state(strategy) -> dict | None:
-    """Everything training changes: model, optimiser, plugin state, the strategy's own extra state.
-    None when a plugin's state cannot be pickled (then a resumed run starts that method again)."""
+def strategy_state(strategy, plugins: list, attributes=()) -> dict | None:
+    """Everything training changes: model, optimiser, the state of ``plugins``, the strategy
+    ``attributes`` a method keeps outside plugins, and the strategy's own ``extra_state()``.
+    None when some of it cannot be pickled (a resumed run then starts that method again)."""
     try:
-        plugins = pickle.dumps([p.__dict__ for p in _plugins(strategy)])
+        plugin_state = pickle.dumps([p.__dict__ for p in plugins])
+        attribute_state = pickle.dumps({name: getattr(strategy, name) for name in attributes})
     except Exception:
         return None
-    state = {"model": strategy.model.state_dict(), "optimizer": strategy.optimizer.state_dict(), "plugins": plugins}
+    state = {"model": strategy.model.state_dict(), "optimizer": strategy.optimizer.state_dict(),
+             "plugins": plugin_state, "attributes": attribute_state}
     if hasattr(strategy, "extra_state"):
         state["extra"] = strategy.extra_state()
     return state
 
 
-def load_strategy_state(strategy, state: dict) -> None:
+def _register_lazy_buffers(model, saved: dict) -> None:
+    """Buffers some modules create only once trained (e.g. iCaRL's class means) are registered on
+    the fresh model, so that the saved state loads strictly."""
+    present = model.state_dict()
+    for key, value in saved.items():
+        if key not in present:
+            path, _, name = key.rpartition(".")
+            model.get_submodule(path).register_buffer(name, value.clone())
+
+
+def load_strategy_state(strategy, state: dict, plugins: list) -> None:
+    _register_lazy_buffers(strategy.model, state["model"])
     strategy.model.load_state_dict(state["model"])
     strategy.model.to(strategy.device)
     strategy.optimizer.load_state_dict(state["optimizer"])
+    if getattr(strategy, "optimized_param_id", "absent") is None:
+        # Avalanche resets the optimiser's state on its first make_optimizer(); a resumed run is
+        # past that point, so mark the parameters as already registered.
+        strategy.optimized_param_id = dict(strategy.model.named_parameters())
     saved = pickle.loads(state["plugins"])
-    current = _plugins(strategy)
-    if len(saved) != len(current):
+    if len(saved) != len(plugins):
         raise RuntimeError("checkpoint does not match the strategy's plugins; delete it to start again")
-    for plugin, attributes in zip(current, saved):
+    for plugin, attributes in zip(plugins, saved):
         plugin.__dict__.update(attributes)
+    for name, value in pickle.loads(state["attributes"]).items():
+        setattr(strategy, name, value)
     if "extra" in state:
         strategy.load_extra_state(state["extra"])

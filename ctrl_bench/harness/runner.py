@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import time
@@ -14,7 +15,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from .. import metrics
-from .checkpoint import load_strategy_state, rng_state, set_rng_state, strategy_state
+from .checkpoint import atomic_write_bytes, load_strategy_state, own_plugins, rng_state, set_rng_state, strategy_state
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
 
@@ -61,14 +62,16 @@ def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
 
 
 def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: bool = True,
-               extra_plugins=(), label: str = "") -> dict:
+               extra_plugins=(), label: str = "", state_attributes=()) -> dict:
     """Train ``build(ctx)`` on every experience of ``scenario``; after each one, evaluate on the whole
     test stream and checkpoint. A rerun resumes after the last finished experience.
+    ``state_attributes``: strategy attributes (beyond model, optimiser, plugins) that hold state.
 
     Returns the accuracy matrix and the summary metrics of :mod:`ctrl_bench.metrics`.
     """
     seed_everything(seed)
     strategy = build(ctx)
+    checkpointed_plugins = own_plugins(strategy)
     for plugin in extra_plugins:
         strategy.plugins.append(plugin)
     strategy.plugins.append(EpochProgress(label, progress))
@@ -77,7 +80,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
     if os.path.exists(checkpoint_path):
         saved = torch.load(checkpoint_path, weights_only=False)
         if saved["state"] is not None:
-            load_strategy_state(strategy, saved["state"])
+            load_strategy_state(strategy, saved["state"], checkpointed_plugins)
             rows, wall, start = saved["rows"], saved["wall_seconds"], len(saved["rows"])
             set_rng_state(saved["rng"])
     bar = tqdm(total=len(train_stream), initial=start, desc=label or "experiences", unit="exp",
@@ -89,7 +92,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         wall += time.perf_counter() - began
         rows.append([float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))])
         torch_save_atomic({"rows": rows, "wall_seconds": wall, "rng": rng_state(),
-                           "state": strategy_state(strategy)}, checkpoint_path)
+                           "state": strategy_state(strategy, checkpointed_plugins, state_attributes)}, checkpoint_path)
         bar.update()
     bar.close()
     for logger in getattr(strategy.evaluator, "loggers", []):
@@ -107,7 +110,6 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
 
 
 def torch_save_atomic(obj, path: str) -> None:
-    tmp = f"{path}.tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
