@@ -79,7 +79,9 @@ def scenario_label(name: str, n_experiences: int | None) -> str:
 
 
 def main(argv=None) -> int:
+    # Avalanche's deprecation decorator turns warnings back on for every call; keep the console readable.
     warnings.filterwarnings("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
     args = parse_args(argv)
     from baselines import get_method
     from baselines._backbones import BACKBONES
