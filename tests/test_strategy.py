@@ -50,7 +50,7 @@ def test_one_experience_raises_rate_reduction_and_the_decoder_move_lowers_pairwi
     strategy.optimizer.param_groups[0]["lr"] = 0.0  # hold f: only g moves
     strategy.train(experience)
     after_decoder = closed_loop_terms(strategy, experience.dataset)
-    assert after_decoder.rate_reduction_z == pytest.approx(after_game.rate_reduction_z, rel=0.05)
+    assert after_decoder.rate_reduction_z.item() == pytest.approx(after_game.rate_reduction_z.item(), rel=0.05)
     assert after_decoder.pairwise[classes].sum() < 0.7 * after_game.pairwise[classes].sum()
 
 
