@@ -37,7 +37,10 @@ class ICTRL(SupervisedTemplate):
     Σ_new ΔR(Z_j, Ẑ_j), in every experience: λ = 1 on the first is plain CTRL),
     ``constraint`` ("penalty": fixed γ; "augmented_lagrangian": multiplier μ, starting at γ, grows
     by ρ·ΔR(Z_old, Ẑ_old) after every epoch), ``encoder_steps`` (k ≥ 1: k − 1 extra encoder steps
-    maximising ΔR(Z) alone, then one step of both players, as the reference CIFAR-10 code).
+    maximising ΔR(Z) alone, then one step of both players, as the reference CIFAR-10 code),
+    ``alternate`` (True, the reference code: the encoder steps, then the decoder steps against the
+    updated encoder from a fresh forward; False: both players step on the gradients of one forward,
+    cheaper, but the decoder then chases an encoder one step behind and learns images much later).
     Memory options: ``n_directions`` (r), ``n_prototypes`` (per class), ``replay_per_class``
     (prototypes per old class in each step; default: as many as a new class has in the batch),
     ``review`` (refresh old classes' statistics through f∘g after each experience).
@@ -48,7 +51,7 @@ class ICTRL(SupervisedTemplate):
         self, *, encoder: nn.Module, decoder: nn.Module, train_epochs: int = 1, train_mb_size: int = 512,
         eval_mb_size: int = 1024, device="cpu", evaluator=default_evaluator, plugins=None, eval_every: int = -1,
         eps2: float = 1.0, lr: float = 1e-4, betas=(0.5, 0.999), new_weight: float = 10.0,
-        constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1,
+        constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1, alternate: bool = True,
         n_directions: int = 12, n_prototypes: int = 360, replay_per_class: int | None = None,
         review: bool = False, classifier: str = "memory", n_components: int = 15,
         mixed_precision: bool | None = None, num_classes: int | None = None, images_per_class: int = 8,
@@ -75,6 +78,7 @@ class ICTRL(SupervisedTemplate):
         self.eps2, self.new_weight, self.constraint = eps2, new_weight, constraint
         self.multiplier, self.rho = gamma, (rho if constraint == "augmented_lagrangian" else 0.0)
         self.encoder_steps, self.replay_per_class, self.review = encoder_steps, replay_per_class, review
+        self.alternate = alternate
         self.classifier_protocol, self.n_components = classifier, n_components
         self.mixed_precision = (torch.device(device).type == "cuda") if mixed_precision is None else mixed_precision
         self.num_classes = num_classes or 0
@@ -118,7 +122,9 @@ class ICTRL(SupervisedTemplate):
         return mask
 
     def training_epoch(self, **kwargs):
-        """One epoch of the game; fires Avalanche's iteration callbacks around every step."""
+        """One epoch of the game; fires Avalanche's iteration callbacks around every step (with
+        ``alternate``, the encoder's move happens inside the forward callbacks and the backward and
+        update callbacks frame the decoder's move)."""
         for self.mbatch in self.dataloader:
             if self._stop_training:
                 break
@@ -127,30 +133,44 @@ class ICTRL(SupervisedTemplate):
             self.optimizer.zero_grad(set_to_none=True)
             self.decoder_optimizer.zero_grad(set_to_none=True)
             self._before_forward(**kwargs)
-            encoder_loss, decoder_loss = self._game_forward()
+            for _ in range(self.encoder_steps - 1):
+                self._rate_only_encoder_step(self.mb_x, self.mb_y)
+            if self.alternate:
+                self._encoder_move()
+                encoder_loss, decoder_loss = None, self._game_forward()[1]
+            else:
+                encoder_loss, decoder_loss = self._game_forward()
             self._after_forward(**kwargs)
             self._before_backward(**kwargs)
             self._assign_gradients(encoder_loss, decoder_loss)
             self._after_backward(**kwargs)
             self._before_update(**kwargs)
-            self.optimizer.step()
+            if not self.alternate:
+                self.optimizer.step()
             self.decoder_optimizer.step()
             self._after_update(**kwargs)
             self._after_training_iteration(**kwargs)
 
-    def _game_forward(self) -> tuple[Tensor, Tensor]:
+    def _encoder_move(self) -> None:
+        """The encoder's step on its own forward, X̂ decoded without gradient (alternating updates)."""
+        encoder_loss, _ = self._game_forward(decoder_grad=False, record=False)
+        self._assign_gradients(encoder_loss, None)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _game_forward(self, decoder_grad: bool = True, record: bool = True) -> tuple[Tensor, Tensor]:
         """X̂ = g([f(X_new); Z_old]), then one f call over [X_new; X̂]: real, decoded and memory samples
         share the encoder's batch statistics, so g must match real images, not just their per-batch
         normalisation. The codes g decodes come from a gradient-free pass, so f's gradient of the
         encoder loss is the one with X̂ held fixed, while g's gradient of the decoder loss flows
-        through f(X̂). Both players' gradients come from this one forward.
+        through f(X̂). Returns (encoder loss, decoder loss); ``decoder_grad=False`` decodes without
+        gradient (the encoder's own move), ``record`` adds the terms to the epoch's scalars.
         """
         X, y = self.mb_x, self.mb_y
-        for _ in range(self.encoder_steps - 1):
-            self._rate_only_encoder_step(X, y)
         codes, labels = self._codes_to_decode(X, y)
         with self._autocast():
-            X_hat = self.decoder(codes)
+            with torch.set_grad_enabled(decoder_grad):
+                X_hat = self.decoder(codes)
             features = self.encoder(torch.cat([X, X_hat.to(X.dtype)]))
         Z_new, Z_hat = features[:len(X)], features[len(X):]
         Z = torch.cat([Z_new, codes[len(X):]])  # memory prototypes are constants
@@ -160,6 +180,8 @@ class ICTRL(SupervisedTemplate):
         penalty = constraint_penalty(violation, self.multiplier, self.rho)
         self.mb_output = self.classifier.scores(Z_new.detach(), self.num_classes)
         self.loss = (penalty - shared).detach()
+        if not record:
+            return penalty - shared, shared + penalty
         for name, value in (("rate_reduction_z", terms.rate_reduction_z),
                             ("rate_reduction_zhat", terms.rate_reduction_zhat),
                             ("pairwise_new", terms.pairwise_sum(self._new_mask)),
@@ -183,8 +205,11 @@ class ICTRL(SupervisedTemplate):
         return codes, labels
 
     def _assign_gradients(self, encoder_loss: Tensor, decoder_loss: Tensor) -> None:
-        """Encoder: ∇_f of (−S + C); decoder: ∇_g of (S + C)."""
-        for module, loss, retain in ((self.encoder, encoder_loss, True), (self.decoder, decoder_loss, False)):
+        """Encoder: ∇_f of (−S + C); decoder: ∇_g of (S + C). A ``None`` loss leaves that player alone."""
+        for module, loss, retain in ((self.encoder, encoder_loss, decoder_loss is not None),
+                                     (self.decoder, decoder_loss, False)):
+            if loss is None:
+                continue
             params = [p for p in module.parameters() if p.requires_grad]
             grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
             for p, grad in zip(params, grads):
