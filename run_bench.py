@@ -63,6 +63,12 @@ def parse_args(argv=None):
                    help="memory: built from the stored statistics only (default); paper: refit on real training "
                         "images of every seen class, the reference code's protocol (labelled in the results)")
     c.add_argument("--ctrl-review", action="store_true", default=None, help="refresh old classes' statistics via f∘g")
+    c.add_argument("--ctrl-updates", choices=["alternating", "simultaneous"],
+                   help="alternating: the encoder steps, then the decoder against the updated encoder (reference "
+                        "code; paper preset); simultaneous: both from one forward (quick preset)")
+    c.add_argument("--ctrl-init", choices=["default", "dcgan"],
+                   help="initialisation of ctrl's conv pair: PyTorch's (quick) or DCGAN N(0, 0.02) (reference; paper); "
+                        "CRATE always uses PyTorch's")
     return p.parse_args(argv)
 
 
@@ -101,7 +107,8 @@ def main(argv=None) -> int:
                      "ctrl": {"epochs": args.ctrl_epochs, "batch_size": args.ctrl_batch_size, "lr": args.ctrl_lr,
                               "eps2": args.ctrl_eps2, "new_weight": args.ctrl_new_weight, "gamma": args.ctrl_gamma,
                               "constraint": args.ctrl_constraint, "classifier": args.ctrl_classifier,
-                              "review": args.ctrl_review}}
+                              "review": args.ctrl_review, "init": args.ctrl_init,
+                              "alternate": None if args.ctrl_updates is None else args.ctrl_updates == "alternating"}}
         configs = {name: resolve_preset(args.preset, name, overrides) for name in args.scenario}
         for config in configs.values():
             if config["backbone"] not in BACKBONES:

@@ -5,15 +5,18 @@ from ctrl_bench import build_autoencoder
 from ctrl_bench.strategy import ICTRL
 
 # Game and memory options a preset or the command line may set (ctx.options["ctrl"]).
-GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "n_directions",
-                "n_prototypes", "replay_per_class", "review", "classifier", "n_components")
+GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "alternate",
+                "n_directions", "n_prototypes", "replay_per_class", "review", "classifier", "n_components")
 
 
 def build(ctx):
     if ctx.backbone not in ("conv", "crate"):
         raise ValueError(f"ctrl needs an autoencoder backbone: conv or crate, not {ctx.backbone!r}")
     options = dict(ctx.options.get("ctrl", {}))
-    encoder, decoder = build_autoencoder(ctx.backbone, ctx.image_shape, ctx.feature_dim, ctx.size)
+    init = options.pop("init", "default")
+    if ctx.backbone != "conv":
+        init = "default"  # the DCGAN initialisation belongs to the conv pair
+    encoder, decoder = build_autoencoder(ctx.backbone, ctx.image_shape, ctx.feature_dim, ctx.size, init=init)
     kwargs = ctx.template_kwargs()
     kwargs["train_epochs"] = options.pop("epochs", ctx.epochs)
     kwargs["train_mb_size"] = options.pop("batch_size", ctx.batch_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .conv import ConvDecoder, ConvEncoder
+from .conv import ConvDecoder, ConvEncoder, dcgan_init
 from .crate import CrateDecoder, CrateEncoder
 
 IMAGE_SHAPES = ((1, 28, 28), (1, 32, 32), (3, 32, 32))
@@ -21,12 +21,17 @@ CONV_SIZES = {"tiny": dict(width=16), "small": dict(width=32), "base": dict(widt
 ARCHS = {"crate": (CrateEncoder, CrateDecoder, CRATE_SIZES), "conv": (ConvEncoder, ConvDecoder, CONV_SIZES)}
 
 
-def build_autoencoder(arch: str, image_shape, feature_dim: int = 128, size: str = "small") -> tuple[nn.Module, nn.Module]:
+INITS = ("default", "dcgan")
+
+
+def build_autoencoder(arch: str, image_shape, feature_dim: int = 128, size: str = "small",
+                      init: str = "default") -> tuple[nn.Module, nn.Module]:
     """Return ``(f, g)``: f maps (B, C, H, W) images in [−1, 1] to (B, feature_dim) unit vectors,
     g maps (B, feature_dim) features back to (B, C, H, W) images in [−1, 1].
 
     ``arch``: "crate" (CRATE encoder, CRATE-AE decoder) or "conv" (the papers' DCGAN pair);
-    ``size``: "tiny", "small" or "base"; ``image_shape``: one of (1, 28, 28), (1, 32, 32), (3, 32, 32).
+    ``size``: "tiny", "small" or "base"; ``image_shape``: one of (1, 28, 28), (1, 32, 32), (3, 32, 32);
+    ``init``: "default" (PyTorch's) or "dcgan" (the reference code's, conv only).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; supported: {', '.join(ARCHS)}")
@@ -37,7 +42,14 @@ def build_autoencoder(arch: str, image_shape, feature_dim: int = 128, size: str 
     if image_shape not in IMAGE_SHAPES:
         raise ValueError(f"unsupported image shape {image_shape}; supported (C, H, W): "
                          + ", ".join(str(s) for s in IMAGE_SHAPES))
+    if init not in INITS or (init == "dcgan" and arch != "conv"):
+        raise ValueError(f"unknown init {init!r} for arch {arch!r}; supported: default"
+                         + (", dcgan" if arch == "conv" else ""))
     if feature_dim < 1:
         raise ValueError(f"feature_dim must be positive, got {feature_dim}")
     config = sizes[size]
-    return encoder_cls(image_shape, feature_dim, **config), decoder_cls(image_shape, feature_dim, **config)
+    encoder, decoder = encoder_cls(image_shape, feature_dim, **config), decoder_cls(image_shape, feature_dim, **config)
+    if init == "dcgan":
+        encoder.apply(dcgan_init)
+        decoder.apply(dcgan_init)
+    return encoder, decoder

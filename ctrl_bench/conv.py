@@ -13,9 +13,9 @@ NATIVE_SIZE = 32
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN initialisation the reference code uses: conv weights N(0, 0.02), BatchNorm scale
-    N(1, 0.02) and shift 0. With PyTorch's default (larger) initialisation the decoder of the
-    rate-reduction game starts far from images and takes many more steps to produce any."""
+    """The DCGAN initialisation of the reference code: conv weights N(0, 0.02), BatchNorm scale
+    N(1, 0.02) and shift 0 (use as ``module.apply(dcgan_init)``). With it the decoder of the
+    rate-reduction game reaches image-like outputs in fewer steps than from PyTorch's default."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
@@ -40,7 +40,6 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2),
             nn.Conv2d(4 * w, feature_dim, 4, 1, 0, bias=False), nn.Flatten(),
         )
-        self.apply(dcgan_init)
 
     def forward(self, X: Tensor) -> Tensor:
         if self.resize:
@@ -65,7 +64,6 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
             nn.ConvTranspose2d(2 * w, C, 4, 2, 1, bias=False), nn.Tanh(),
         )
-        self.apply(dcgan_init)
 
     def forward(self, Z: Tensor) -> Tensor:
         X = self.net(Z)

@@ -34,12 +34,13 @@ def closed_loop_terms(strategy, dataset, decoder=None, num_classes=4):
     return game_terms(features[:len(X)], features[len(X):], y, num_classes, strategy.eps2)
 
 
-def test_one_experience_raises_rate_reduction_and_the_decoder_move_lowers_pairwise_terms(tiny_npz):
+@pytest.mark.parametrize("alternate", [True, False], ids=["alternating", "simultaneous"])
+def test_one_experience_raises_rate_reduction_and_the_decoder_move_lowers_pairwise_terms(tiny_npz, alternate):
     """The game's encoder move raises ΔR(Z); its decoder move (gradient through f into g) lowers
     Σ_j ΔR(Z_j, Ẑ_j) for that encoder. In a short run the encoder, which maximises the same pairwise
     terms, can keep the full game's sum from falling, so the decoder's move is checked with f held."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    strategy = make_strategy(train_mb_size=24, train_epochs=8)
+    strategy = make_strategy(train_mb_size=24, train_epochs=8, alternate=alternate)
     experience = scenario.benchmark.train_stream[0]
     classes = experience.classes_in_this_experience
     before = closed_loop_terms(strategy, experience.dataset)
