@@ -39,6 +39,23 @@ def test_unknown_options_raise_with_choices():
         build_autoencoder("crate", (1, 28, 28), size="huge")
     with pytest.raises(ValueError, match=r"\(1, 28, 28\)"):
         build_autoencoder("conv", (3, 64, 64))
+    with pytest.raises(ValueError, match="supported: default"):
+        build_autoencoder("crate", (1, 28, 28), init="dcgan")
+
+
+def test_dcgan_initialisation_of_the_conv_pair():
+    """The reference code's DCGAN start: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), shift 0."""
+    torch.manual_seed(0)
+    for net in build_autoencoder("conv", (1, 28, 28), size="small", init="dcgan"):
+        convs = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        weights = torch.cat([w.flatten() for w in convs])
+        assert abs(weights.mean().item()) < 2e-3 and weights.std().item() == pytest.approx(0.02, rel=0.05)
+        assert all(torch.all(m.bias == 0) and abs(m.weight.mean().item() - 1) < 0.01 for m in norms)
+    # PyTorch's default scales by the transposed layer's output channels: the one-channel output layer
+    # starts several times wider than N(0, 0.02).
+    default_decoder = build_autoencoder("conv", (1, 28, 28), size="small")[1]
+    assert default_decoder.net[-2].weight.std().item() > 0.1
 
 
 @pytest.mark.parametrize("layer_cls", [CrateEncoderLayer, CrateDecoderLayer])
