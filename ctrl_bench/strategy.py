@@ -40,7 +40,7 @@ class ICTRL(SupervisedTemplate):
     maximising ΔR(Z) alone, then one step of both players, as the reference CIFAR-10 code),
     ``alternate`` (True, the reference code: the encoder steps, then the decoder steps against the
     updated encoder from a fresh forward; False: both players step on the gradients of one forward,
-    cheaper, but the decoder then chases an encoder one step behind and learns images much later).
+    one gradient-free decoder pass cheaper, with the decoder answering the encoder of the step before).
     Memory options: ``n_directions`` (r), ``n_prototypes`` (per class), ``replay_per_class``
     (prototypes per old class in each step; default: as many as a new class has in the batch),
     ``review`` (refresh old classes' statistics through f∘g after each experience).
@@ -51,9 +51,9 @@ class ICTRL(SupervisedTemplate):
         self, *, encoder: nn.Module, decoder: nn.Module, train_epochs: int = 1, train_mb_size: int = 512,
         eval_mb_size: int = 1024, device="cpu", evaluator=default_evaluator, plugins=None, eval_every: int = -1,
         eps2: float = 1.0, lr: float = 1e-4, betas=(0.5, 0.999), new_weight: float = 10.0,
-        constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1, alternate: bool = True,
-        n_directions: int = 12, n_prototypes: int = 360, replay_per_class: int | None = None,
-        review: bool = False, classifier: str = "memory", n_components: int = 15,
+        constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1,
+        alternate: bool = True, n_directions: int = 12, n_prototypes: int = 360,
+        replay_per_class: int | None = None, review: bool = False, classifier: str = "memory", n_components: int = 15,
         mixed_precision: bool | None = None, num_classes: int | None = None, images_per_class: int = 8,
     ):
         if constraint not in CONSTRAINT_MODES:
