@@ -36,3 +36,12 @@ def adam(model: nn.Module, ctx):
 
 def images_budget(ctx, strategy=None) -> str:
     return f"{ctx.mem_size} images"
+
+
+def patterns_per_experience(ctx) -> int:
+    """GEM / A-GEM keep a fixed number of images per experience: the budget split evenly."""
+    return max(1, ctx.mem_size // ctx.options.get("n_experiences", 5))
+
+
+def episodic_budget(ctx, strategy=None) -> str:
+    return f"{patterns_per_experience(ctx) * ctx.options.get('n_experiences', 5)} images"

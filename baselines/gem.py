@@ -3,18 +3,12 @@
 from avalanche.training import GEM
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier
-
-
-def _per_experience(ctx):
-    return max(1, ctx.mem_size // ctx.options.get("n_experiences", 5))
+from ._backbones import adam, classifier, patterns_per_experience
+from ._backbones import episodic_budget as memory_budget  # noqa: F401
 
 
 def build(ctx):
     model = classifier(ctx)
     return GEM(model=model, optimizer=adam(model, ctx), criterion=CrossEntropyLoss(),
-               patterns_per_exp=_per_experience(ctx), memory_strength=0.5, **ctx.template_kwargs())
+               patterns_per_exp=patterns_per_experience(ctx), memory_strength=0.5, **ctx.template_kwargs())
 
-
-def memory_budget(ctx, strategy):
-    return f"{_per_experience(ctx) * ctx.options.get('n_experiences', 5)} images"

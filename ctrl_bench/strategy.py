@@ -164,7 +164,7 @@ class ICTRL(SupervisedTemplate):
         normalisation. The codes g decodes come from a gradient-free pass, so f's gradient of the
         encoder loss is the one with X̂ held fixed, while g's gradient of the decoder loss flows
         through f(X̂). Returns (encoder loss, decoder loss); ``decoder_grad=False`` decodes without
-        gradient (the encoder's own move), ``record`` adds the terms to the epoch's scalars.
+        gradient (the encoder's own move), ``record`` sets the step's output and loss and adds the terms to the epoch's scalars.
         """
         X, y = self.mb_x, self.mb_y
         codes, labels = self._codes_to_decode(X, y)
@@ -178,10 +178,10 @@ class ICTRL(SupervisedTemplate):
         shared = shared_objective(terms, self._new_mask, self.new_weight)
         violation = terms.pairwise_sum(self._old_mask)
         penalty = constraint_penalty(violation, self.multiplier, self.rho)
-        self.mb_output = self.classifier.scores(Z_new.detach(), self.num_classes)
-        self.loss = (penalty - shared).detach()
         if not record:
             return penalty - shared, shared + penalty
+        self.mb_output = self.classifier.scores(Z_new.detach(), self.num_classes)
+        self.loss = (penalty - shared).detach()
         for name, value in (("rate_reduction_z", terms.rate_reduction_z),
                             ("rate_reduction_zhat", terms.rate_reduction_zhat),
                             ("pairwise_new", terms.pairwise_sum(self._new_mask)),

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
 from avalanche.logging import TensorboardLogger
 from avalanche.training.plugins import EvaluationPlugin
@@ -26,12 +27,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class EpochProgress:
-    """A tqdm bar over the epochs of the experience being trained (an Avalanche plugin)."""
-
-    supports_distributed = False
+class EpochProgress(SupervisedPlugin):
+    """A tqdm bar over the epochs of the experience being trained."""
 
     def __init__(self, label: str, enabled: bool):
+        super().__init__()
         self.label, self.enabled, self.bar = label, enabled, None
 
     def before_training_exp(self, strategy, **kwargs):
@@ -46,11 +46,6 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-    def __getattr__(self, name):  # every other callback: nothing to do
-        if name.startswith(("before_", "after_")):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
 
 
 def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
