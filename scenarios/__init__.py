@@ -5,7 +5,10 @@
 (``split_mnist``, ``split_fmnist``, ``split_cifar10``, ``split_cifar100``) and ``npz:PATH``.
 """
 
-from .registry import SCENARIOS, DataMissingError, Scenario, build_scenario, scenario_names
+from .labels import LabelError
+from .registry import (SCENARIOS, DataMissingError, Scenario, ScenarioData, build_scenario, load_data, make_scenario,
+                       scenario_names)
 from . import torchvision_splits  # noqa: F401  (registers the torchvision scenarios)
 
-__all__ = ["SCENARIOS", "DataMissingError", "Scenario", "build_scenario", "scenario_names"]
+__all__ = ["SCENARIOS", "DataMissingError", "LabelError", "Scenario", "ScenarioData", "build_scenario", "load_data",
+           "make_scenario", "scenario_names"]

@@ -18,6 +18,9 @@ class MalformedNpzError(ValueError):
 def load_npz(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such .npz file: {path}")
+    if not zipfile.is_zipfile(path):  # np.load would take it for pickled data and say so
+        raise MalformedNpzError(f"{path} is not a NumPy .npz archive (not a zip file); write one with "
+                                f"numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as err:
@@ -38,8 +41,6 @@ def load_npz(path: str):
             raise MalformedNpzError(f"{path}: y_{split} must be a 1-D integer array, got {y.dtype} {y.shape}")
         if len(x) != len(y):
             raise MalformedNpzError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
-        if len(y) and y.min() < 0:
-            raise MalformedNpzError(f"{path}: y_{split} has negative labels")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise MalformedNpzError(f"{path}: train images {arrays['x_train'].shape[1:]} and test images "
                                 f"{arrays['x_test'].shape[1:]} differ in shape")

@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from .labels import check_class_order, check_labels
+
 ArrayLoader = Callable[[str, bool], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+DataFiles = Callable[[str], list[str]]  # data_root → the files the arrays were read from
 
 
 class DataMissingError(RuntimeError):
@@ -20,6 +23,17 @@ class DataMissingError(RuntimeError):
 class ScenarioSpec:
     load: ArrayLoader  # (data_root, download) → x_train, y_train, x_test, y_test (uint8 HW / HWC)
     experiences: tuple[int, ...]  # supported numbers of experiences; the first is the default
+    files: DataFiles
+
+
+@dataclass
+class ScenarioData:
+    """A data set loaded and checked, before it is split into experiences."""
+    name: str
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
+    n_classes: int
+    n_experiences: int
+    files: list[str]  # what the arrays were read from (hashed for provenance)
 
 
 @dataclass
@@ -31,13 +45,22 @@ class Scenario:
     test_sizes: list[int]  # test samples per experience, for pooled "seen so far" accuracies
     train_sizes: list[int]
 
+    @property
+    def class_order(self) -> list[int]:
+        """The order of the classes over the experiences, as the benchmark drew it."""
+        return [int(c) for c in self.benchmark.classes_order_original_ids]
+
+    @property
+    def experience_classes(self) -> list[list[int]]:
+        return [sorted(int(c) for c in classes) for classes in self.benchmark.original_classes_in_exp]
+
 
 SCENARIOS: dict[str, ScenarioSpec] = {}
 
 
-def register_scenario(name: str, experiences: tuple[int, ...]):
+def register_scenario(name: str, experiences: tuple[int, ...], files: DataFiles):
     def wrap(load: ArrayLoader) -> ArrayLoader:
-        SCENARIOS[name] = ScenarioSpec(load, experiences)
+        SCENARIOS[name] = ScenarioSpec(load, experiences, files)
         return load
     return wrap
 
@@ -53,28 +76,58 @@ def to_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
     return TensorDataset(images, torch.from_numpy(np.asarray(y).astype(np.int64)))
 
 
-def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None]:
+def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles]:
     if name.startswith("npz:"):
         from .npz import load_npz
         path = name[4:]
-        return (lambda root, download: load_npz(path)), None
+        return (lambda root, download: load_npz(path)), None, (lambda root: [path])
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[name]
-    return spec.load, spec.experiences
+    return spec.load, spec.experiences, spec.files
 
 
 def default_experiences(name: str) -> int:
-    _, experiences = _resolve(name)
+    experiences = _resolve(name)[1]
     return experiences[0] if experiences else 5
 
 
 def check_scenario(name: str, n_experiences: int | None) -> None:
     """Validate a scenario name and number of experiences without loading any data."""
-    _, experiences = _resolve(name)
+    experiences = _resolve(name)[1]
+    if n_experiences is not None and n_experiences < 1:
+        raise ValueError(f"--n-experiences must be at least 1, got {n_experiences}")
     if experiences is not None and n_experiences is not None and n_experiences not in experiences:
         raise ValueError(f"scenario {name!r} supports {', '.join(map(str, experiences))} experiences, "
                          f"not {n_experiences}")
+
+
+def load_data(name: str, n_experiences: int | None = None, class_order=None, data_root: str = "./data",
+              download: bool = True) -> ScenarioData:
+    """Load ``name``'s arrays and check their labels (and ``class_order``) against ``n_experiences``."""
+    check_scenario(name, n_experiences)
+    load, _, files = _resolve(name)
+    arrays = load(data_root, download)
+    n_experiences = n_experiences or default_experiences(name)
+    n_classes = check_labels(name[4:] if name.startswith("npz:") else name, arrays[1], arrays[3], n_experiences)
+    check_class_order(class_order, n_classes)
+    return ScenarioData(name, arrays, n_classes, n_experiences, files(data_root))
+
+
+def make_scenario(data: ScenarioData, seed: int = 0, class_order=None) -> Scenario:
+    """Split checked data into ``data.n_experiences`` experiences of equally many classes, in the
+    order ``seed`` draws unless ``class_order`` fixes it."""
+    from avalanche.benchmarks import nc_benchmark
+
+    x_train, y_train, x_test, y_test = data.arrays
+    train, test = to_dataset(x_train, y_train), to_dataset(x_test, y_test)
+    benchmark = nc_benchmark(train, test, n_experiences=data.n_experiences, task_labels=False, seed=seed,
+                             fixed_class_order=check_class_order(class_order, data.n_classes))
+    return Scenario(
+        name=data.name, benchmark=benchmark, image_shape=tuple(train.tensors[0].shape[1:]),
+        n_classes=data.n_classes, test_sizes=[len(e.dataset) for e in benchmark.test_stream],
+        train_sizes=[len(e.dataset) for e in benchmark.train_stream],
+    )
 
 
 def build_scenario(name: str, n_experiences: int | None = None, seed: int = 0, class_order=None,
@@ -83,25 +136,4 @@ def build_scenario(name: str, n_experiences: int | None = None, seed: int = 0, c
 
     The class order comes from ``seed`` unless ``class_order`` fixes it.
     """
-    from avalanche.benchmarks import nc_benchmark
-
-    check_scenario(name, n_experiences)
-    load, experiences = _resolve(name)
-    x_train, y_train, x_test, y_test = load(data_root, download)
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    if n_experiences is None:
-        n_experiences = default_experiences(name)
-    if n_classes % n_experiences:
-        raise ValueError(f"{n_classes} classes cannot be split evenly into {n_experiences} experiences")
-    if class_order is not None:
-        class_order = [int(c) for c in class_order]
-        if sorted(class_order) != list(range(n_classes)):
-            raise ValueError(f"class order must be a permutation of 0..{n_classes - 1}, got {class_order}")
-    train, test = to_dataset(x_train, y_train), to_dataset(x_test, y_test)
-    benchmark = nc_benchmark(train, test, n_experiences=n_experiences, task_labels=False, seed=seed,
-                             fixed_class_order=class_order)
-    return Scenario(
-        name=name, benchmark=benchmark, image_shape=tuple(train.tensors[0].shape[1:]), n_classes=n_classes,
-        test_sizes=[len(e.dataset) for e in benchmark.test_stream],
-        train_sizes=[len(e.dataset) for e in benchmark.train_stream],
-    )
+    return make_scenario(load_data(name, n_experiences, class_order, data_root, download), seed, class_order)

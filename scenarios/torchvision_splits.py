@@ -37,21 +37,29 @@ def load_torchvision(cls, root: str, download: bool):
     return (np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets))
 
 
-@register_scenario("split_mnist", experiences=(5, 10))
+def data_files(cls):
+    """The files of ``cls``'s folder under a data root, all of which are hashed for provenance."""
+    def files(root: str) -> list[str]:
+        folder = os.path.join(root, EXPECTED_FILES[cls][0])
+        return sorted(os.path.join(d, f) for d, _, names in os.walk(folder) for f in names)
+    return files
+
+
+@register_scenario("split_mnist", experiences=(5, 10), files=data_files(datasets.MNIST))
 def split_mnist(root: str, download: bool):
     return load_torchvision(datasets.MNIST, root, download)
 
 
-@register_scenario("split_fmnist", experiences=(5, 10))
+@register_scenario("split_fmnist", experiences=(5, 10), files=data_files(datasets.FashionMNIST))
 def split_fmnist(root: str, download: bool):
     return load_torchvision(datasets.FashionMNIST, root, download)
 
 
-@register_scenario("split_cifar10", experiences=(5, 10))
+@register_scenario("split_cifar10", experiences=(5, 10), files=data_files(datasets.CIFAR10))
 def split_cifar10(root: str, download: bool):
     return load_torchvision(datasets.CIFAR10, root, download)
 
 
-@register_scenario("split_cifar100", experiences=(10, 20))
+@register_scenario("split_cifar100", experiences=(10, 20), files=data_files(datasets.CIFAR100))
 def split_cifar100(root: str, download: bool):
     return load_torchvision(datasets.CIFAR100, root, download)

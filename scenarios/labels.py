@@ -1,0 +1,72 @@
+"""Up-front checks of a data set's labels, so that a bad label is named before any training.
+
+Class ids must be the contiguous integers 0..K-1 in ``y_train`` (they are not remapped: a gap or a
+stray id is far more often a data bug than a wish), ``y_test`` must hold exactly the same classes,
+and the K classes must split evenly into the experiences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LabelError(ValueError):
+    """The labels of a data set cannot make a class-incremental benchmark."""
+
+
+def _listing(labels, counts) -> str:
+    """e.g. "12 (1 image), 13 (4 images)"."""
+    return ", ".join(f"{int(l)} ({int(n)} image{'s' if n != 1 else ''})" for l, n in zip(labels, counts))
+
+
+def _ids(ids) -> str:
+    return ", ".join(str(int(i)) for i in ids)
+
+
+def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experiences: int) -> int:
+    """The number of classes K, after checking the labels; :class:`LabelError` says what is wrong."""
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if len(y) == 0:
+            raise LabelError(f"{source}: {name} is empty; the data set needs images of every class in both splits")
+        labels, counts = np.unique(y, return_counts=True)
+        if labels[0] < 0:
+            negative = labels < 0
+            raise LabelError(f"{source}: {name} has negative labels {_listing(labels[negative], counts[negative])}; "
+                             f"class ids must be 0..K-1: remove or relabel those images")
+    train_labels, train_counts = np.unique(y_train, return_counts=True)
+    n_classes = int(train_labels[-1]) + 1
+    missing = np.setdiff1d(np.arange(n_classes), train_labels)
+    if len(missing):
+        stray = train_labels > missing[0]
+        raise LabelError(
+            f"{source}: y_train labels must be the contiguous class ids 0..K-1, but after 0..{missing[0] - 1} come "
+            f"{_listing(train_labels[stray], train_counts[stray])} while {_ids(missing)} never occur; "
+            f"remove or relabel those images")
+    test_labels, test_counts = np.unique(y_test, return_counts=True)
+    unknown = ~np.isin(test_labels, train_labels)
+    if unknown.any():
+        raise LabelError(f"{source}: y_test has labels that y_train lacks: "
+                         f"{_listing(test_labels[unknown], test_counts[unknown])}; every test class needs training "
+                         f"images: remove or relabel those test images")
+    untested = ~np.isin(train_labels, test_labels)
+    if untested.any():
+        raise LabelError(f"{source}: y_test has no images of these classes of y_train: "
+                         f"{_listing(train_labels[untested], train_counts[untested])}; every class needs test "
+                         f"images to be scored: add test images or remove those training images")
+    if n_classes % n_experiences:
+        divisors = [str(d) for d in range(1, n_classes + 1) if n_classes % d == 0]
+        rare = train_counts < 0.1 * np.median(train_counts)
+        hint = (f" (suspiciously rare in y_train: {_listing(train_labels[rare], train_counts[rare])}; "
+                f"a stray label?)" if rare.any() else "")
+        raise LabelError(f"{source}: its {n_classes} classes (0..{n_classes - 1}) cannot be split evenly into "
+                         f"{n_experiences} experiences{hint}; choose --n-experiences from {', '.join(divisors)}")
+    return n_classes
+
+
+def check_class_order(class_order, n_classes: int) -> list[int] | None:
+    if class_order is None:
+        return None
+    class_order = [int(c) for c in class_order]
+    if sorted(class_order) != list(range(n_classes)):
+        raise LabelError(f"--class-order must be a permutation of 0..{n_classes - 1}, got {' '.join(map(str, class_order))}")
+    return class_order
