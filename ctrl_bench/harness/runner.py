@@ -11,14 +11,22 @@ import numpy as np
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
-from avalanche.logging import TensorboardLogger
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from .. import metrics
 from .checkpoint import atomic_write_bytes, load_strategy_state, own_plugins, rng_state, set_rng_state, strategy_state
+from .tb_logger import ExperienceTensorboardLogger
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C inside :func:`run_method`, after ``finished`` of ``total`` experiences were checkpointed."""
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"stopped after {finished} of {total} experiences")
+        self.finished, self.total = finished, total
 
 
 def seed_everything(seed: int) -> None:
@@ -43,13 +51,16 @@ class EpochProgress(SupervisedPlugin):
             self.bar.update()
 
     def after_training_exp(self, strategy, **kwargs):
+        self.close()
+
+    def close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
 
 def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
-    loggers = [TensorboardLogger(tensorboard_dir)] if tensorboard_dir else []
+    loggers = [ExperienceTensorboardLogger(tensorboard_dir)] if tensorboard_dir else []
     return EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True), forgetting_metrics(experience=True, stream=True),
         bwt_metrics(experience=True, stream=True), loggers=loggers,
@@ -59,47 +70,67 @@ def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
 def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: bool = True,
                extra_plugins=(), label: str = "", state_attributes=()) -> dict:
     """Train ``build(ctx)`` on every experience of ``scenario``; after each one, evaluate on the whole
-    test stream and checkpoint. A rerun resumes after the last finished experience.
-    ``state_attributes``: strategy attributes (beyond model, optimiser, plugins) that hold state.
+    test stream and checkpoint. A rerun resumes after the last finished experience; Ctrl-C raises
+    :class:`RunInterrupted`. ``state_attributes``: strategy attributes (beyond model, optimiser,
+    plugins) that hold state.
 
-    Returns the accuracy matrix and the summary metrics of :mod:`ctrl_bench.metrics`.
+    Returns the accuracy matrix, the seconds each experience took (training and evaluation) and the
+    summary metrics of :mod:`ctrl_bench.metrics`.
     """
     seed_everything(seed)
     strategy = build(ctx)
     checkpointed_plugins = own_plugins(strategy)
     for plugin in extra_plugins:
         strategy.plugins.append(plugin)
-    strategy.plugins.append(EpochProgress(label, progress))
+    epoch_bar = EpochProgress(label, progress)
+    strategy.plugins.append(epoch_bar)
+    loggers = getattr(strategy.evaluator, "loggers", [])
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
-    rows, wall, start = [], 0.0, 0
+    rows, seconds = [], []
     if os.path.exists(checkpoint_path):
         saved = torch.load(checkpoint_path, weights_only=False)
         if saved["state"] is not None:
             load_strategy_state(strategy, saved["state"], checkpointed_plugins)
-            rows, wall, start = saved["rows"], saved["wall_seconds"], len(saved["rows"])
+            rows, seconds = saved["rows"], saved["experience_seconds"]
             set_rng_state(saved["rng"])
-    bar = tqdm(total=len(train_stream), initial=start, desc=label or "experiences", unit="exp",
+    bar = tqdm(total=len(train_stream), initial=len(rows), desc=label or "experiences", unit="exp",
                disable=not progress, leave=False)
-    for i in range(start, len(train_stream)):
-        began = time.perf_counter()
-        strategy.train(train_stream[i], eval_streams=[])
-        results = strategy.eval(test_stream)
-        wall += time.perf_counter() - began
-        rows.append([float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))])
-        torch_save_atomic({"rows": rows, "wall_seconds": wall, "rng": rng_state(),
-                           "state": strategy_state(strategy, checkpointed_plugins, state_attributes)}, checkpoint_path)
-        bar.update()
-    bar.close()
-    for logger in getattr(strategy.evaluator, "loggers", []):
-        if hasattr(logger, "close"):
-            logger.close()
+    try:
+        for i in range(len(rows), len(train_stream)):
+            for logger in loggers:
+                if hasattr(logger, "start_experience"):
+                    logger.start_experience(i)
+            began = time.perf_counter()
+            strategy.train(train_stream[i], eval_streams=[])
+            results = strategy.eval(test_stream)
+            elapsed = time.perf_counter() - began
+            for logger in loggers:
+                if hasattr(logger, "finish_experience"):
+                    logger.finish_experience()
+            row = [float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))]
+            # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
+            torch_save_atomic({"rows": rows + [row], "experience_seconds": seconds + [elapsed], "rng": rng_state(),
+                               "state": strategy_state(strategy, checkpointed_plugins, state_attributes)},
+                              checkpoint_path)
+            rows.append(row)
+            seconds.append(elapsed)
+            bar.update()
+    except KeyboardInterrupt:
+        raise RunInterrupted(len(rows), len(train_stream)) from None
+    finally:
+        epoch_bar.close()
+        bar.close()
+        for logger in loggers:
+            if hasattr(logger, "close"):
+                logger.close()
     return {
         "accuracy_matrix": rows,
         "last_accuracy": metrics.last_accuracy(rows, scenario.test_sizes),
         "average_incremental_accuracy": metrics.average_incremental_accuracy(rows, scenario.test_sizes),
         "forgetting": metrics.forgetting(rows),
         "bwt": metrics.backward_transfer(rows),
-        "wall_seconds": wall,
+        "wall_seconds": sum(seconds),
+        "experience_seconds": seconds,
         "strategy": strategy,
     }
 
