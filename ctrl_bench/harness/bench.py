@@ -1,88 +1,131 @@
-"""methods × scenarios × seeds, reusing finished runs; the body of run_bench.py."""
+"""methods × scenarios × seeds, reusing the records that are still valid; the body of run_bench.py."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 import torch
 
-from .checkpoint import atomic_write_text
+from . import provenance
+from .records import Cell, RecordStore, decide, reuse_key
 from .results import write_results
-from .runner import make_evaluator, run_method
+from .runner import RunInterrupted, make_evaluator, run_method
 
 
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_all`; the message says what finished and how to resume."""
 
 
-def config_key(config: dict) -> str:
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
+def run_settings(args, config: dict, n_experiences: int, device: torch.device) -> dict:
+    """Everything besides data, code and seed that a run's numbers depend on (part of its reuse key)."""
+    return {"preset": args.preset, "n_experiences": n_experiences, "fixed_class_order": args.class_order,
+            "threads": args.threads, "device_type": device.type, "config": config}
 
 
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
-def run_all(args, configs: dict, device: torch.device) -> str:
-    from baselines import MethodContext, get_method, memory_budget
-    from scenarios import build_scenario
-
+def run_all(args, configs: dict, device: torch.device, datasets: dict, command: str) -> str:
+    """Run or reuse every (scenario, method, seed) of ``args``; write the results files; return the
+    console summary. ``datasets``: checked :class:`scenarios.ScenarioData` by scenario name."""
     from run_bench import scenario_label
 
-    runs, notes = [], []
-    for name in args.scenario:
-        config = configs[name]
-        label = scenario_label(name, args.n_experiences)
-        for seed in args.seeds:
-            scenario = None
-            for method in args.methods:
-                run_config = {"scenario": name, "n_experiences": args.n_experiences, "class_order": args.class_order,
-                              "seed": seed, "method": method, "preset": args.preset, "settings": config}
-                key = config_key(run_config)
-                where = os.path.join(_slug(label), method, f"seed{seed}")
-                record_path = os.path.join(args.out, "records", where + ".json")
-                if os.path.exists(record_path):
-                    with open(record_path) as fh:
-                        record = json.load(fh)
-                    if record.get("config_key") == key:
-                        runs.append(record)
-                        continue
-                if scenario is None:
-                    scenario = build_scenario(name, args.n_experiences, seed=seed, class_order=args.class_order,
-                                              data_root=args.data_root, download=not args.no_download)
-                tb_dir = os.path.join(args.out, "tensorboard", _slug(label), method, f"seed{seed}")
-                ctx = MethodContext(
-                    image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device,
-                    evaluator=make_evaluator(tb_dir), backbone=config["backbone"], size=config["size"],
-                    feature_dim=config["feature_dim"], epochs=config["epochs"], batch_size=config["batch_size"],
-                    eval_batch_size=config["eval_batch_size"], lr=config["lr"], mem_size=config["mem_size"],
-                    options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes)},
-                )
-                module = get_method(method)
-                result = run_method(module.build, ctx, scenario,
-                                    os.path.join(args.out, "checkpoints", where + f"-{key}.pt"), seed,
-                                    progress=not args.no_progress, label=f"{label} {method} seed {seed}",
-                                    state_attributes=getattr(module, "STATE_ATTRIBUTES", ()))
-                strategy = result.pop("strategy")
-                record = {"method": method, "seed": seed, "scenario": label, **result,
-                          "memory_budget": memory_budget(method, ctx, strategy), "device": device_name(device),
-                          "preset": args.preset, "config_key": key, "settings": config}
-                if method == "ctrl":
-                    record["classifier_protocol"] = strategy.classifier_protocol
-                atomic_write_text(record_path, json.dumps(record, indent=2))
-                runs.append(record)
-                write_results(args.out, runs, args.methods, _notes(runs, args))
-    return write_results(args.out, runs, args.methods, _notes(runs, args))
+    env = provenance.environment(device, command)
+    store = RecordStore(args.out)
+    this_command: dict[str, str] = {}  # record path → "ran" | "reused"
+    cells = [(name, Cell(scenario_label(name, args.n_experiences), method, seed))
+             for name in args.scenario for seed in args.seeds for method in args.methods]
+    data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
+    code_versions = {method: provenance.code_version(method) for method in args.methods}
+    built = {}  # (scenario name, seed) → Scenario, built when a run needs it
+    running = None
+    try:
+        for name, cell in cells:
+            data = datasets[name]
+            key = reuse_key(run_settings(args, configs[name], data.n_experiences, device), data_hashes[name],
+                            code_versions[cell.method], env["device"])
+            reuse, why = decide(store.load(cell), key, args.reuse)
+            if reuse:
+                print(f"{cell}: reused ({why})", flush=True)
+                this_command[store.record_path(cell)] = "reused"
+                continue
+            checkpoint = store.checkpoint_path(cell, key)
+            store.drop_checkpoints(cell, keep=None if args.reuse == "never" else checkpoint)
+            resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
+            print(f"{cell}: running ({resuming}{why})", flush=True)
+            if (name, cell.seed) not in built:
+                from scenarios import make_scenario
+                built = {(name, cell.seed): make_scenario(data, cell.seed, args.class_order)}
+            running = cell
+            record = _run(args, configs[name], device, built[(name, cell.seed)], cell, store, checkpoint)
+            record.update(reuse_key=key, provenance={**env, "data_sha256": data_hashes[name],
+                                                     "code_version": code_versions[cell.method],
+                                                     "finished_at": provenance.utc_now()})
+            store.save(cell, record)
+            running = None
+            if not args.keep_checkpoints:
+                store.remove_checkpoint(checkpoint)
+            this_command[store.record_path(cell)] = "ran"
+            _write(args, store, this_command, env)
+    except KeyboardInterrupt as err:
+        raise BenchInterrupted(_interrupted(args, len(this_command), len(cells), running, err)) from None
+    return _write(args, store, this_command, env)
 
 
-def _notes(runs: list[dict], args) -> list[str]:
+def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str) -> dict:
+    from baselines import MethodContext, get_method, memory_budget
+
+    ctx = MethodContext(
+        image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device,
+        evaluator=make_evaluator(store.tensorboard_dir(cell)), backbone=config["backbone"], size=config["size"],
+        feature_dim=config["feature_dim"], epochs=config["epochs"], batch_size=config["batch_size"],
+        eval_batch_size=config["eval_batch_size"], lr=config["lr"], mem_size=config["mem_size"],
+        options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes)},
+    )
+    module = get_method(cell.method)
+    result = run_method(module.build, ctx, scenario, checkpoint, cell.seed, progress=not args.no_progress,
+                        label=str(cell), state_attributes=getattr(module, "STATE_ATTRIBUTES", ()))
+    strategy = result.pop("strategy")
+    record = {"method": cell.method, "seed": cell.seed, "scenario": cell.scenario, **result,
+              "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,
+              "memory_budget": memory_budget(cell.method, ctx, strategy),
+              "device": provenance.device_name(device), "preset": args.preset,
+              "settings": run_settings(args, config, len(scenario.train_sizes), device)}
+    if cell.method == "ctrl":
+        record["classifier_protocol"] = strategy.classifier_protocol
+    return record
+
+
+def _write(args, store: RecordStore, this_command: dict[str, str], env: dict) -> str:
+    records, unreadable = store.all_records()
+    for path in unreadable:
+        print(f"warning: {path} is not a complete record; left out of the results", flush=True)
+    runs = [{**record, "source": this_command.get(path, "earlier")} for path, record in records.items()]
+    header = [f"written by: `{env['command']}` at {provenance.utc_now()}",
+              f"code: git commit {env['git_commit']}",
+              f"software: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+              f"avalanche-lib {env['avalanche_lib']}",
+              f"device: {env['device']}, {env['torch_threads']} torch threads",
+              "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, class "
+              "order, seconds per experience) is in results.json and results.csv"]
+    return write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env)
+
+
+def _notes(runs: list[dict]) -> list[str]:
     from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS
-    devices = sorted({r["device"] for r in runs})
-    notes = [f"preset: {args.preset}; device: {', '.join(devices)}; mean ± std over seeds {' '.join(map(str, args.seeds))}",
-             "Last: accuracy on all classes after the final experience; Avg: mean over experiences of the accuracy "
-             "on the classes seen so far (first experience included)"]
+    notes = ["Last: accuracy on all classes after the final experience; Avg: mean over experiences of the accuracy "
+             "on the classes seen so far (first experience included); mean ± std over the seeds of a row",
+             "Source: ran / reused by the command above, or earlier (a record another command left under --out); "
+             "runs are pooled into one row only when their settings, data, code and device all match, and a "
+             "row named 'method @key' holds records made under other ones (see the Runs table)"]
     protocols = sorted({r["classifier_protocol"] for r in runs if "classifier_protocol" in r})
     notes += [f"ctrl classifier: {CLASSIFIER_PROTOCOLS[p]}" for p in protocols]
     return notes
+
+
+def _interrupted(args, finished: int, total: int, running: Cell | None, err: KeyboardInterrupt) -> str:
+    what = f"interrupted: {finished} of {total} runs done (records in {os.path.join(args.out, 'records')})"
+    if running is not None and isinstance(err, RunInterrupted):
+        what += f"; {running} stopped after {err.finished} of {err.total} experiences"
+        if err.finished:
+            what += " (checkpoint kept)"
+    how = ("rerun the same command without --reuse never to resume" if args.reuse == "never"
+           else "rerun the same command to resume")
+    return f"{what}. Finished experiences are kept: {how}."

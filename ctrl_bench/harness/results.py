@@ -1,4 +1,10 @@
-"""results.json / results.csv / results.md: per-run records, per-method summaries, paper-style table."""
+"""results.json / results.csv / results.md from every record under ``--out``, and the console summary.
+
+Runs are pooled over seeds only when they share a reuse key (settings, data, code, device): when a
+scenario holds records of one method made under different keys (an earlier command with other
+settings, say), each key gets its own row, labelled ``method @<key>``; the row holding this
+command's runs (or else the newest) keeps the plain method name.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +15,42 @@ import json
 import numpy as np
 
 from .checkpoint import atomic_write_text
+from .records import short_hash
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
+SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a record of an earlier command
 
 
-def summarise(runs: list[dict]) -> dict:
-    """Per scenario and method: mean and std (population, ddof=0) over seeds of every summary field."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+def group_id(run: dict) -> str:
+    return short_hash(run.get("reuse_key") or {"no reuse key": run.get("config_key")})[:6]
+
+
+def _finished_at(run: dict) -> str:
+    return run.get("provenance", {}).get("finished_at", "")
+
+
+def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
+    """Per scenario, per row label: mean and std (population, ddof=0) over seeds of every summary
+    field, the seeds by source, and the memory budget. Rows follow ``methods``, then the others."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["scenario"], run["method"]), []).append(run)
-    summary = {}
-    for (scenario, method), group in sorted(groups.items()):
-        entry = {"seeds": sorted(r["seed"] for r in group), "memory_budget": group[0].get("memory_budget", "")}
-        for name in SUMMARY_FIELDS:
-            values = np.array([r[name] for r in group], float)
-            entry[name] = {"mean": float(values.mean()), "std": float(values.std())}
-        summary.setdefault(scenario, {})[method] = entry
+        groups.setdefault((run["scenario"], run["method"], group_id(run)), []).append(run)
+
+    order = {m: i for i, m in enumerate(methods)}
+    summary: dict[str, dict] = {}
+    cells = sorted({(s, m) for s, m, _ in groups}, key=lambda c: (c[0], order.get(c[1], len(order)), c[1]))
+    for scenario, method in cells:
+        candidates = sorted(((g, rs) for (s, m, g), rs in groups.items() if (s, m) == (scenario, method)),
+                            key=lambda c: max(_finished_at(r) for r in c[1]), reverse=True)
+        candidates.sort(key=lambda c: all(r["source"] == "earlier" for r in c[1]))  # this command's first
+        for rank, (gid, group) in enumerate(candidates):
+            entry = {"method": method, "group": gid, "seeds": sorted(r["seed"] for r in group),
+                     "sources": {src: sorted(r["seed"] for r in group if r["source"] == src) for src in SOURCES},
+                     "memory_budget": group[0].get("memory_budget", "")}
+            for name in SUMMARY_FIELDS:
+                values = np.array([r[name] for r in group], float)
+                entry[name] = {"mean": float(values.mean()), "std": float(values.std())}
+            summary.setdefault(scenario, {})[method if rank == 0 else f"{method} @{gid}"] = entry
     return summary
 
 
@@ -32,44 +58,118 @@ def _pm(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
     return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
 
 
-def markdown_table(summary: dict, methods: list[str], notes: list[str] = ()) -> str:
-    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, then details."""
+def _sources(entry: dict) -> str:
+    """e.g. "ran 0 1; earlier 2"."""
+    return "; ".join(f"{src} {' '.join(map(str, seeds))}" for src, seeds in entry["sources"].items() if seeds)
+
+
+def _row_labels(summary: dict) -> list[str]:
+    labels: list[str] = []
+    for rows in summary.values():
+        labels += [label for label in rows if label not in labels]
+    return labels
+
+
+def paper_table(summary: dict) -> list[str]:
+    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper."""
     scenarios = list(summary)
     lines = ["| Method | " + " | ".join(f"{s} Last | {s} Avg" for s in scenarios) + " |",
              "|---|" + "---|---|" * len(scenarios)]
-    for method in methods:
+    for label in _row_labels(summary):
         cells = []
         for s in scenarios:
-            entry = summary[s].get(method)
+            entry = summary[s].get(label)
             cells += [_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"])] if entry else ["–", "–"]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory |", "|---|---|---|---|---|---|---|"]
-    for s in scenarios:
-        for method in methods:
-            entry = summary[s].get(method)
-            if entry:
-                lines.append(f"| {s} | {method} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
-                             f"{_pm(entry['bwt'])} | {_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def details_table(summary: dict) -> list[str]:
+    lines = ["| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory | Source (seeds) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s, rows in summary.items():
+        for label, entry in rows.items():
+            lines.append(f"| {s} | {label} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
+                         f"{_pm(entry['bwt'])} | {_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
+                         f"{_sources(entry)} |")
+    return lines
+
+
+def _commit(run: dict) -> str:
+    commit = run.get("provenance", {}).get("git_commit", "?")
+    return commit[:10] + (" dirty" if "dirty" in commit else "")
+
+
+def _threads(run: dict) -> str:
+    return str(run.get("provenance", {}).get("torch_threads", "?"))
+
+
+def runs_table(runs: list[dict], summary: dict) -> list[str]:
+    label_of = {(s, e["method"], e["group"]): label for s, rows in summary.items() for label, e in rows.items()}
+    lines = ["| Scenario | Method | Seed | Last | Avg | Class order | Seconds per experience | Threads | Commit | Source |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        seconds = " ".join(f"{t:.1f}" for t in run.get("experience_seconds", []))
+        lines.append(f"| {run['scenario']} | {label_of[(run['scenario'], run['method'], group_id(run))]} | "
+                     f"{run['seed']} | {run['last_accuracy']:.3f} | {run['average_incremental_accuracy']:.3f} | "
+                     f"{' '.join(map(str, run.get('class_order', []))) or '?'} | {seconds or '?'} | {_threads(run)} | "
+                     f"{_commit(run)} | {run['source']} |")
+    return lines
+
+
+def markdown(runs: list[dict], summary: dict, header: list[str], notes: list[str] = ()) -> str:
+    lines = ["# ctrl-bench results", "", *[f"- {line}" for line in header], "",
+             "## Last and Avg accuracy (mean ± std over seeds)", "", *paper_table(summary), "",
+             "## Details", "", *details_table(summary), "",
+             "## Runs", "", *runs_table(runs, summary)]
     if notes:
-        lines += [""] + [f"- {note}" for note in notes]
+        lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
+
+
+def accuracy_matrices(runs: list[dict]) -> list[str]:
+    """Compact accuracy matrices (in %) of the runs of this command."""
+    lines = ["Accuracy matrices in % (row i: after experience i; column j: test data of experience j):"]
+    for run in runs:
+        if run["source"] == "earlier":
+            continue
+        seconds = " ".join(f"{t:.0f}" for t in run.get("experience_seconds", []))
+        lines.append(f"  {run['scenario']} {run['method']} seed {run['seed']} ({run['source']}; "
+                     f"{run['wall_seconds']:.0f} s: {seconds} s per experience)")
+        lines += ["    " + " ".join(f"{100 * a:3.0f}" for a in row) for row in run["accuracy_matrix"]]
+    return lines
+
+
+def console_summary(runs: list[dict], summary: dict, notes: list[str] = ()) -> str:
+    return "\n".join([*paper_table(summary), "", *details_table(summary), "", *accuracy_matrices(runs), "",
+                      *[f"- {note}" for note in notes]]) + "\n"
+
+
+CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_budget", "device", "preset", "torch_threads",
+              "class_order", "experience_seconds", "accuracy_matrix", "source", "git_commit", "code_version",
+              "data_sha256", "finished_at", "command")
 
 
 def csv_text(runs: list[dict]) -> str:
     out = io.StringIO()
-    fields = ["scenario", "method", "seed", *SUMMARY_FIELDS, "memory_budget", "device", "preset", "accuracy_matrix"]
-    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for run in runs:
-        writer.writerow({**run, "accuracy_matrix": json.dumps(run["accuracy_matrix"])})
+        row = {**run.get("provenance", {}), **run}
+        for name in ("class_order", "experience_seconds", "accuracy_matrix"):
+            row[name] = json.dumps(row.get(name))
+        writer.writerow(row)
     return out.getvalue()
 
 
-def write_results(out_dir: str, runs: list[dict], methods: list[str], notes: list[str] = ()) -> str:
-    """Write the three results files atomically; return the markdown table."""
-    summary = summarise(runs)
-    table = markdown_table(summary, methods, notes)
-    atomic_write_text(f"{out_dir}/results.json", json.dumps({"runs": runs, "summary": summary}, indent=2))
+def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str], notes: list[str] = (),
+                  provenance: dict | None = None) -> str:
+    """Write the three results files atomically; return the console summary. Each run needs a
+    ``source`` (one of :data:`SOURCES`)."""
+    runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r["seed"]))
+    summary = summarise(runs, methods)
+    atomic_write_text(f"{out_dir}/results.json",
+                      json.dumps({"provenance": provenance, "runs": runs, "summary": summary}, indent=2))
     atomic_write_text(f"{out_dir}/results.csv", csv_text(runs))
-    atomic_write_text(f"{out_dir}/results.md", table)
-    return table
+    atomic_write_text(f"{out_dir}/results.md", markdown(runs, summary, header, notes))
+    return console_summary(runs, summary, notes)
