@@ -1,0 +1,191 @@
+"""run_bench as a researcher uses it: provenance, reuse of valid records only, results that never
+lose rows, Ctrl-C and resume, bit-identical CPU reruns."""
+
+import hashlib
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import run_bench
+from ctrl_bench.harness import provenance, runner
+
+
+def bench(out, data, *extra):
+    return run_bench.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "1",
+                           "--batch-size", "32", "--mem-size", "40", "--no-progress", "--out", str(out), *extra])
+
+
+def record(out, method="naive", seed=0):
+    return json.loads((out / "records" / "tiny-2" / method / f"seed{seed}.json").read_text())
+
+
+def console(capsys) -> dict[str, str]:
+    """What the console said about each run, e.g. {"naive seed 0": "reused (record still valid)"}."""
+    return dict(re.findall(r"^tiny-2 (\w+ seed \d+): (.*)$", capsys.readouterr().out, re.M))
+
+
+def md_rows(out, section):
+    """The table rows of one section of results.md."""
+    text = (out / "results.md").read_text().split(f"## {section}")[1].split("##")[0]
+    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Scenario")
+            and not line.startswith("| Method")]
+
+
+def test_every_record_carries_its_provenance(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert bench(out, tiny_npz, "--methods", "naive", "--seeds", "3", "--threads", "1") == 0
+    printed = capsys.readouterr().out
+    run = record(out, seed=3)
+    prov = run["provenance"]
+    assert prov["command"].startswith("python run_bench.py --scenario npz:") and "--seeds 3" in prov["command"]
+    assert re.fullmatch(r"[0-9a-f]{40}( \(dirty\))?", prov["git_commit"])
+    assert (prov["torch"], prov["torchvision"], prov["avalanche_lib"]) == ("2.14.1", "0.29.1", "0.6.0")
+    assert prov["python"].startswith("3.") and prov["device"].startswith("cpu: ") and prov["torch_threads"] == 1
+    with open(tiny_npz, "rb") as fh:
+        assert prov["data_sha256"] == hashlib.sha256(fh.read()).hexdigest()
+    assert prov["code_version"] == provenance.code_version("naive")
+    assert sorted(run["class_order"]) == [0, 1, 2, 3]
+    assert run["experience_classes"] == [sorted(run["class_order"][:2]), sorted(run["class_order"][2:])]
+    assert len(run["experience_seconds"]) == 2 and sum(run["experience_seconds"]) == pytest.approx(run["wall_seconds"])
+    assert run["settings"]["threads"] == 1
+    header = (out / "results.md").read_text().split("## ")[0]
+    assert prov["command"] in header and "torch 2.14.1" in header and "avalanche-lib 0.6.0" in header
+    assert "1 torch threads" in header and prov["git_commit"] in header
+    assert " ".join(map(str, run["class_order"])) in md_rows(out, "Runs")[0]
+    # the console shows the accuracy matrix, in %
+    matrix = "\n".join("    " + " ".join(f"{100 * a:3.0f}" for a in row) for row in run["accuracy_matrix"])
+    assert "tiny-2 naive seed 3 (ran;" in printed and matrix in printed
+    assert not (out / "checkpoints").exists()  # deleted once the record is written
+
+
+def test_reuse_only_while_settings_and_data_match(tiny_npz, tmp_path, capsys):
+    out, data = tmp_path / "runs", tiny_npz  # the fixture's own file (per test): changed below
+    assert bench(out, data, "--methods", "naive", "--keep-checkpoints") == 0
+    assert console(capsys) == {"naive seed 0": "running (no record yet)"}
+    assert len(list((out / "checkpoints").rglob("*.pt"))) == 1  # kept
+    assert bench(out, data, "--methods", "naive") == 0
+    assert console(capsys) == {"naive seed 0": "reused (record still valid)"}
+
+    arrays = dict(np.load(data))
+    arrays["x_train"][0, 0, 0] ^= 1  # one pixel, same path, same shapes
+    np.savez(data, **arrays)
+    assert bench(out, data, "--methods", "naive") == 0
+    assert console(capsys) == {"naive seed 0": "running (data changed)"}
+    with open(data, "rb") as fh:
+        assert record(out)["provenance"]["data_sha256"] == hashlib.sha256(fh.read()).hexdigest()
+
+    assert bench(out, data, "--methods", "naive", "--epochs", "2") == 0
+    assert console(capsys) == {"naive seed 0": "running (settings changed)"}
+    assert bench(out, data, "--methods", "naive", "--reuse", "always") == 0
+    assert console(capsys) == {"naive seed 0": "reused (--reuse always, although settings changed)"}
+    assert bench(out, data, "--methods", "naive", "--epochs", "2", "--reuse", "never") == 0
+    assert console(capsys) == {"naive seed 0": "running (--reuse never)"}
+    assert not (out / "checkpoints").exists()  # the kept one was stale, and went
+
+
+def test_a_changed_method_file_invalidates_only_that_method(tiny_npz, tmp_path, capsys, monkeypatch):
+    code = tmp_path / "code"
+    for folder in ("baselines", "ctrl_bench", "scenarios"):
+        shutil.copytree(provenance.CODE_ROOT / folder, code / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(provenance.CODE_ROOT / "run_bench.py", code / "run_bench.py")
+    monkeypatch.setattr(provenance, "CODE_ROOT", code)
+    out = tmp_path / "runs"
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
+    capsys.readouterr()
+    with open(code / "baselines" / "naive.py", "a") as fh:
+        fh.write("# an edit\n")
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
+    assert console(capsys) == {"naive seed 0": "running (code changed)", "replay seed 0": "reused (record still valid)"}
+    with open(code / "ctrl_bench" / "metrics.py", "a") as fh:  # shared by every method
+        fh.write("# an edit\n")
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
+    assert console(capsys) == {"naive seed 0": "running (code changed)", "replay seed 0": "running (code changed)"}
+
+
+def test_results_never_lose_rows(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert bench(out, tiny_npz, "--methods", "naive", "replay", "--seeds", "0", "1") == 0
+    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay"]
+    assert len(md_rows(out, "Runs")) == 4
+
+    assert bench(out, tiny_npz, "--methods", "naive") == 0  # one cell asked, all four kept
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted((r["method"], r["seed"], r["source"]) for r in runs) == [
+        ("naive", 0, "reused"), ("naive", 1, "earlier"), ("replay", 0, "earlier"), ("replay", 1, "earlier")]
+    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay"]
+    assert len(md_rows(out, "Runs")) == 4
+    assert "| tiny-2 | replay | 2 |" in md_rows(out, "Details")[1] and "earlier 0 1" in md_rows(out, "Details")[1]
+    assert (out / "results.csv").read_text().count("\n") == 5
+
+    # naive seed 0 under other settings: it no longer pools with seed 1, and both stay
+    assert bench(out, tiny_npz, "--methods", "naive", "--epochs", "2") == 0
+    labels = [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")]
+    assert labels[0] == "| naive" and re.fullmatch(r"\| naive @[0-9a-f]{6}", labels[1]) and labels[2] == "| replay"
+    details = md_rows(out, "Details")
+    assert "| naive | 1 |" in details[0] and "ran 0" in details[0] and "earlier 1" in details[1]
+    assert len(md_rows(out, "Runs")) == 4
+
+
+def test_ctrl_c_exits_130_and_the_same_command_resumes_without_duplicate_tensorboard_steps(
+        tiny_npz, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "runs"
+    saves = []
+    real_save = runner.torch_save_atomic
+
+    def save_then_interrupt(obj, path):
+        saves.append(path)
+        if len(saves) == 2:  # the checkpoint of the second experience: trained, evaluated, logged
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(runner, "torch_save_atomic", save_then_interrupt)
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 130
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.strip() == (
+        f"interrupted: 0 of 2 runs done (records in {out / 'records'}); tiny-2 naive seed 0 stopped after 1 of 2 "
+        "experiences (checkpoint kept). Finished experiences are kept: rerun the same command to resume.")
+    tb_dir = out / "tensorboard" / "tiny-2" / "naive" / "seed0"
+    interrupted = EventAccumulator(str(tb_dir))
+    interrupted.Reload()
+    exp1_tag = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"
+    assert len(interrupted.Scalars(exp1_tag)) == 2  # the interrupted experience's scalars are on disk
+
+    monkeypatch.setattr(runner, "torch_save_atomic", real_save)
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
+    assert console(capsys)["naive seed 0"] == "running (resuming from its checkpoint, no record yet)"
+    events = EventAccumulator(str(tb_dir))
+    events.Reload()
+    assert len(events.Scalars(exp1_tag)) == 2
+    for tag in events.Tags()["scalars"]:
+        steps = [event.step for event in events.Scalars(tag)]
+        assert len(steps) == len(set(steps)), f"{tag} holds steps {steps}"
+
+    clean = tmp_path / "clean"
+    assert bench(clean, tiny_npz, "--methods", "naive") == 0
+    assert record(out)["accuracy_matrix"] == record(clean)["accuracy_matrix"]
+
+
+def test_ctrl_c_before_any_run_writes_nothing(tiny_npz, tmp_path, capsys, monkeypatch):
+    from scenarios import registry
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "load_data", interrupted)
+    assert bench(tmp_path / "runs", tiny_npz, "--methods", "naive") == 130
+    assert capsys.readouterr().err.strip() == "interrupted before any run started; nothing was written"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_same_seed_and_threads_reproduce_bit_for_bit(tiny_npz, tmp_path):
+    matrices = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        assert bench(out, tiny_npz, "--methods", "naive", "--backbone", "conv", "--size", "tiny", "--threads", "2",
+                     "--seeds", "5") == 0
+        matrices.append(record(out, seed=5)["accuracy_matrix"])
+    assert matrices[0] == matrices[1]  # exact float equality, not a tolerance
