@@ -35,6 +35,13 @@ def md_rows(out, section):
             and not line.startswith("| Method")]
 
 
+def scalars(tb_dir) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar TensorBoard shows for a run folder: tag → [(step, value)]."""
+    events = EventAccumulator(str(tb_dir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 def test_every_record_carries_its_provenance(tiny_npz, tmp_path, capsys):
     out = tmp_path / "runs"
     assert bench(out, tiny_npz, "--methods", "naive", "--seeds", "3", "--threads", "1") == 0
@@ -150,24 +157,24 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes_without_duplicate_tensorb
         f"interrupted: 0 of 2 runs done (records in {out / 'records'}); tiny-2 naive seed 0 stopped after 1 of 2 "
         "experiences (checkpoint kept). Finished experiences are kept: rerun the same command to resume.")
     tb_dir = out / "tensorboard" / "tiny-2" / "naive" / "seed0"
-    interrupted = EventAccumulator(str(tb_dir))
-    interrupted.Reload()
     exp1_tag = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"
-    assert len(interrupted.Scalars(exp1_tag)) == 2  # the interrupted experience's scalars are on disk
+    assert len(scalars(tb_dir)[exp1_tag]) == 2  # the interrupted experience's scalars are on disk
 
     monkeypatch.setattr(runner, "torch_save_atomic", real_save)
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     assert console(capsys)["naive seed 0"] == "running (resuming from its checkpoint, no record yet)"
-    events = EventAccumulator(str(tb_dir))
-    events.Reload()
-    assert len(events.Scalars(exp1_tag)) == 2
-    for tag in events.Tags()["scalars"]:
-        steps = [event.step for event in events.Scalars(tag)]
+    resumed = scalars(tb_dir)
+    assert len(resumed[exp1_tag]) == 2
+    for tag, points in resumed.items():
+        steps = [step for step, _ in points]
         assert len(steps) == len(set(steps)), f"{tag} holds steps {steps}"
 
     clean = tmp_path / "clean"
     assert bench(clean, tiny_npz, "--methods", "naive") == 0
     assert record(out)["accuracy_matrix"] == record(clean)["accuracy_matrix"]
+    # same scalars as an uninterrupted run, forgetting and BWT of the first experience included
+    assert resumed == scalars(clean / "tensorboard" / "tiny-2" / "naive" / "seed0")
+    assert "ExperienceForgetting/eval_phase/test_stream/Task000/Exp000" in resumed
 
 
 def test_ctrl_c_before_any_run_writes_nothing(tiny_npz, tmp_path, capsys, monkeypatch):

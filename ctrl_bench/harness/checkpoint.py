@@ -53,17 +53,25 @@ def own_plugins(strategy) -> list:
     return [p for p in strategy.plugins if not isinstance(p, EvaluationPlugin)]
 
 
+def _metrics(strategy) -> list:
+    """The evaluator's metrics: forgetting and BWT remember each experience's first accuracy, so
+    that a resumed run reports (and logs to TensorBoard) what an uninterrupted one does."""
+    return list(getattr(strategy.evaluator, "metrics", []))
+
+
 def strategy_state(strategy, plugins: list, attributes=()) -> dict | None:
-    """Everything training changes: model, optimiser, the state of ``plugins``, the strategy
-    ``attributes`` a method keeps outside plugins, and the strategy's own ``extra_state()``.
+    """Everything training changes: model, optimiser, the state of ``plugins`` and of the evaluator's
+    metrics, the strategy ``attributes`` a method keeps outside plugins, and the strategy's own
+    ``extra_state()``.
     None when some of it cannot be pickled (a resumed run then starts that method again)."""
     try:
         plugin_state = pickle.dumps([p.__dict__ for p in plugins])
         attribute_state = pickle.dumps({name: getattr(strategy, name) for name in attributes})
+        metric_state = pickle.dumps([m.__dict__ for m in _metrics(strategy)])
     except Exception:
         return None
     state = {"model": strategy.model.state_dict(), "optimizer": strategy.optimizer.state_dict(),
-             "plugins": plugin_state, "attributes": attribute_state}
+             "plugins": plugin_state, "attributes": attribute_state, "metrics": metric_state}
     if hasattr(strategy, "extra_state"):
         state["extra"] = strategy.extra_state()
     return state
@@ -95,5 +103,10 @@ def load_strategy_state(strategy, state: dict, plugins: list) -> None:
         plugin.__dict__.update(attributes)
     for name, value in pickle.loads(state["attributes"]).items():
         setattr(strategy, name, value)
+    saved_metrics = pickle.loads(state["metrics"]) if "metrics" in state else []
+    if saved_metrics and len(saved_metrics) != len(_metrics(strategy)):
+        raise RuntimeError("checkpoint does not match the evaluator's metrics; delete it to start again")
+    for metric, attributes in zip(_metrics(strategy), saved_metrics):
+        metric.__dict__.update(attributes)
     if "extra" in state:
         strategy.load_extra_state(state["extra"])
