@@ -161,3 +161,21 @@ def test_malformed_npz_exits_with_a_message(tmp_path, capsys):
         run_bench.main(["--scenario", f"npz:{path}", "--methods", "naive", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 1
     assert "lacks the arrays y_train, x_test, y_test" in capsys.readouterr().err
+
+
+def test_torchvision_data_hash_covers_every_file_of_the_data_set_folder(tmp_path):
+    import hashlib
+
+    from ctrl_bench.harness.provenance import data_hash
+    from scenarios import SCENARIOS
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(name.encode())
+    files = SCENARIOS["split_mnist"].files(str(tmp_path))
+    assert [os.path.basename(f) for f in files] == ["t10k-labels-idx1-ubyte", "train-images-idx3-ubyte"]
+    listing = "".join(f"{hashlib.sha256(open(f, 'rb').read()).hexdigest()}  {os.path.basename(f)}\n" for f in files)
+    assert data_hash(files) == hashlib.sha256(listing.encode()).hexdigest()  # `sha256sum * | sha256sum`
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"changed")
+    assert data_hash(files) != hashlib.sha256(listing.encode()).hexdigest()

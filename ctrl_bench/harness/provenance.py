@@ -32,8 +32,8 @@ def _file_sha256(path: str | Path) -> str:
 
 def hash_listing(files: list[str | Path], root: str | Path) -> str:
     """SHA-256 of a ``sha256sum``-style listing ("<sha256>  <path relative to root>" lines, sorted by path)."""
-    lines = sorted(f"{_file_sha256(f)}  {Path(os.path.relpath(f, root)).as_posix()}\n" for f in files)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    names = sorted((Path(os.path.relpath(f, root)).as_posix(), f) for f in files)
+    return hashlib.sha256("".join(f"{_file_sha256(f)}  {name}\n" for name, f in names).encode()).hexdigest()
 
 
 def data_hash(files: list[str]) -> str:
