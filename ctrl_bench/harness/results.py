@@ -22,7 +22,8 @@ SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a rec
 
 
 def group_id(run: dict) -> str:
-    return short_hash(run.get("reuse_key") or {"no reuse key": run.get("config_key")})[:6]
+    """Runs of one group differ only in their seed. Records older than reuse keys group by settings."""
+    return short_hash(run.get("reuse_key") or {"no reuse key": [run.get("preset"), run.get("settings")]})[:6]
 
 
 def _finished_at(run: dict) -> str:
