@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
+
+from scenarios import make_scenario
 
 from . import provenance
 from .records import Cell, RecordStore, decide, reuse_key
@@ -34,7 +37,10 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
              for name in args.scenario for seed in args.seeds for method in args.methods]
     data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
     code_versions = {method: provenance.code_version(method) for method in args.methods}
-    built = {}  # (scenario name, seed) → Scenario, built when a run needs it
+    @functools.lru_cache(maxsize=1)  # the runs of one (scenario, seed) come one after another
+    def scenario_for(name: str, seed: int):
+        return make_scenario(datasets[name], seed, args.class_order)
+
     running = None
     try:
         for name, cell in cells:
@@ -50,11 +56,8 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
             store.drop_checkpoints(cell, keep=None if args.reuse == "never" else checkpoint)
             resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
             print(f"{cell}: running ({resuming}{why})", flush=True)
-            if (name, cell.seed) not in built:
-                from scenarios import make_scenario
-                built = {(name, cell.seed): make_scenario(data, cell.seed, args.class_order)}
             running = cell
-            record = _run(args, configs[name], device, built[(name, cell.seed)], cell, store, checkpoint)
+            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, store, checkpoint)
             record.update(reuse_key=key, provenance={**env, "data_sha256": data_hashes[name],
                                                      "code_version": code_versions[cell.method],
                                                      "finished_at": provenance.utc_now()})
