@@ -61,7 +61,7 @@ def test_every_record_carries_its_provenance(tiny_npz, tmp_path, capsys):
     assert run["settings"]["threads"] == 1
     header = (out / "results.md").read_text().split("## ")[0]
     assert prov["command"] in header and "torch 2.14.1" in header and "avalanche-lib 0.6.0" in header
-    assert "1 torch threads" in header and prov["git_commit"] in header
+    assert "torch threads: 1" in header and prov["git_commit"] in header
     assert " ".join(map(str, run["class_order"])) in md_rows(out, "Runs")[0]
     # the console shows the accuracy matrix, in %
     matrix = "\n".join("    " + " ".join(f"{100 * a:3.0f}" for a in row) for row in run["accuracy_matrix"])

@@ -105,7 +105,7 @@ def _write(args, store: RecordStore, this_command: dict[str, str], env: dict) ->
               f"code: git commit {env['git_commit']}",
               f"software: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
               f"avalanche-lib {env['avalanche_lib']}",
-              f"device: {env['device']}, {env['torch_threads']} torch threads",
+              f"device: {env['device']}; torch threads: {env['torch_threads']}",
               "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, class "
               "order, seconds per experience) is in results.json and results.csv"]
     return write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env)
