@@ -74,8 +74,9 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
     :class:`RunInterrupted`. ``state_attributes``: strategy attributes (beyond model, optimiser,
     plugins) that hold state.
 
-    Returns the accuracy matrix, the seconds each experience took (training and evaluation) and the
-    summary metrics of :mod:`ctrl_bench.metrics`.
+    Returns the accuracy matrix, the accuracy on the classes seen so far after each experience, the
+    seconds each experience took (training and evaluation) and the summary metrics of
+    :mod:`ctrl_bench.metrics`.
     """
     seed_everything(seed)
     strategy = build(ctx)
@@ -125,6 +126,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 logger.close()
     return {
         "accuracy_matrix": rows,
+        "seen_accuracy": [float(a) for a in metrics.seen_accuracy(rows, scenario.test_sizes)],
         "last_accuracy": metrics.last_accuracy(rows, scenario.test_sizes),
         "average_incremental_accuracy": metrics.average_incremental_accuracy(rows, scenario.test_sizes),
         "forgetting": metrics.forgetting(rows),
