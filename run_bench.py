@@ -2,9 +2,11 @@
 """ctrl-bench: run continual-learning methods × class-incremental scenarios × seeds.
 
 Writes, under --out: results.json, results.csv, results.md (the i-CTRL paper's table layout: Last
-and Avg accuracy, mean ± std over seeds, then per-run provenance) built from every record under
---out, one record per (scenario, method, seed) in records/, one TensorBoard run per (scenario,
-method, seed) with i-CTRL's replay grids, and per-experience checkpoints. Rerunning a command
+and Avg accuracy, mean ± std over seeds, memory kept in floats, then per-run provenance) built from
+every record under --out, figures/ (per scenario: accuracy on the classes seen so far after every
+experience, and Last accuracy against memory), one record per (scenario, method, seed) in
+records/, one TensorBoard run per (scenario, method, seed) with i-CTRL's replay grids, and
+per-experience checkpoints. Rerunning a command
 reuses each record whose settings, data, code and device still match (else says why and runs it
 again) and resumes an interrupted run after its last finished experience. Same seed and same
 --threads give bit-identical numbers on a CPU.
@@ -22,6 +24,7 @@ EXAMPLE = """examples:
   python run_bench.py                                   # default comparison: split_mnist, quick preset
   python run_bench.py --scenario npz:../shared/data/mnist-5k.npz --methods ctrl lwf icarl --seeds 0 1 2
   python run_bench.py --scenario split_cifar10 --n-experiences 10 --preset paper --device cuda
+  python run_bench.py --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
   tensorboard --logdir runs/tensorboard                 # replay grids under IMAGES: replay/class_<c>
 """
 
@@ -61,7 +64,8 @@ def parse_args(argv=None):
     from ctrl_bench.harness.records import REUSE_POLICIES
     from scenarios import scenario_names
 
-    p = OneLineErrorParser(description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineErrorParser(description=__doc__, epilog=method_options_help() + EXAMPLE,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", nargs="+", default=["split_mnist"], metavar="NAME",
                    help=f"one or more of: {', '.join(scenario_names())} (default: split_mnist)")
     p.add_argument("--n-experiences", type=positive_int, default=None, metavar="N",
@@ -77,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=positive_int, default=torch.get_num_threads(), metavar="N",
                    help="torch CPU threads; part of a run's settings, since the count changes CPU numbers "
                         f"(default: torch's current count, here {torch.get_num_threads()})")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a method's own setting (repeatable; listed below), e.g. pass.rotation=false")
     p.add_argument("--out", default="runs", help="output folder (default: runs/)")
     p.add_argument("--reuse", choices=REUSE_POLICIES, default="valid",
                    help="finished runs under --out: valid = reuse a record (and resume a checkpoint) only while "
@@ -115,6 +121,24 @@ def parse_args(argv=None):
                    help="initialisation of ctrl's conv pair: PyTorch's (quick) or DCGAN N(0, 0.02) (reference; paper); "
                         "CRATE always uses PyTorch's")
     return p.parse_args(argv)
+
+
+def method_options_help() -> str:
+    from baselines import method_names, method_options
+    lines = [f"  {m}.{name}: {text}" for m in method_names() for name, text in sorted(method_options(m).items())]
+    return "method options (--option METHOD.NAME=VALUE):\n" + "\n".join(lines) + "\n\n"
+
+
+def parse_method_options(texts: list[str], methods: list[str]) -> dict[str, dict]:
+    """--option values by method; ValueError for a malformed one, an unknown name or a method not run."""
+    from baselines import parse_option
+    options: dict[str, dict] = {}
+    for text in texts:
+        method, name, value = parse_option(text)
+        if method not in methods:
+            raise ValueError(f"--option {text!r}: {method} is not among --methods")
+        options.setdefault(method, {})[name] = value
+    return options
 
 
 def fail(message: str, code: int = 2):
@@ -162,6 +186,7 @@ def _main(args, command: str) -> int:
             registry.check_scenario(name, args.n_experiences)
         for method in args.methods:
             get_method(method)
+        options = parse_method_options(args.option, args.methods)
         device = resolve_device(args.device)
         overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim,
                      "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "mem_size": args.mem_size,
@@ -197,7 +222,7 @@ def _main(args, command: str) -> int:
 
     from ctrl_bench.harness.bench import run_all
     try:
-        summary = run_all(args, configs, device, datasets, command)
+        summary = run_all(args, configs, device, datasets, command, options)
     except NonFiniteRateError as err:  # a NaN in a loss: say it plainly
         fail(str(err), code=1)
     print(summary)

@@ -1,10 +1,19 @@
 """Continual-learning methods by name: one module per method in this package.
 
 A method module defines ``build(ctx: MethodContext)`` returning an Avalanche strategy, and
-optionally ``memory_budget(ctx, strategy) -> str`` (what it stores of the past: images or floats)
-and ``STATE_ATTRIBUTES``, names of strategy attributes that hold state outside the model, the
-optimiser and the plugins (checkpointed for resume). Modules whose name
-starts with "_" are helpers. Adding a method is adding a file; nothing else is edited.
+optionally:
+
+- ``memory_budget(ctx, strategy) -> str``: what it keeps of the past, for a reader ("500 images");
+- ``memory_floats(ctx, strategy) -> int``: the same in one unit, the numbers it keeps beyond the
+  model it classifies with (rules and helpers in ``_backbones.py``); absent means 0;
+- ``oracle(ctx, strategy) -> str | None``: why a run is an oracle (a classifier refitted on real
+  data of old classes), or None; every results table marks such runs;
+- ``OPTIONS``: {name: help} of the method's own settings, set by ``--option METHOD.NAME=VALUE``
+  and read from ``ctx.options``;
+- ``STATE_ATTRIBUTES``: names of strategy attributes that hold state outside the model, the
+  optimiser and the plugins (checkpointed for resume).
+
+Modules whose name starts with "_" are helpers. Adding a method is adding a file; nothing else is edited.
 """
 
 from __future__ import annotations
@@ -64,3 +73,39 @@ def get_method(name: str) -> ModuleType:
 def memory_budget(name: str, ctx: MethodContext, strategy) -> str:
     module = get_method(name)
     return module.memory_budget(ctx, strategy) if hasattr(module, "memory_budget") else "none"
+
+
+def memory_floats(name: str, ctx: MethodContext, strategy) -> int:
+    module = get_method(name)
+    return int(module.memory_floats(ctx, strategy)) if hasattr(module, "memory_floats") else 0
+
+
+def oracle(name: str, ctx: MethodContext, strategy) -> str | None:
+    module = get_method(name)
+    return module.oracle(ctx, strategy) if hasattr(module, "oracle") else None
+
+
+def method_options(name: str) -> dict[str, str]:
+    """The method's own settings: {name: help}."""
+    return dict(getattr(get_method(name), "OPTIONS", {}))
+
+
+def parse_option(text: str) -> tuple[str, str, object]:
+    """"METHOD.NAME=VALUE" → (method, name, value); VALUE true/false → bool, else int, float or str.
+    Raises ValueError naming what is wrong."""
+    target, sep, raw = text.partition("=")
+    method, dot, name = target.partition(".")
+    if not (sep and dot and method and name and raw):
+        raise ValueError(f"--option {text!r}: expected METHOD.NAME=VALUE, e.g. ncm.oracle=true")
+    known = method_options(method)  # raises for an unknown method
+    if name not in known:
+        listing = ", ".join(f"{method}.{k}" for k in sorted(known)) or "none"
+        raise ValueError(f"--option {text!r}: {method} has no option {name!r}; its options: {listing}")
+    if raw.lower() in ("true", "false"):
+        return method, name, raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return method, name, kind(raw)
+        except ValueError:
+            pass
+    return method, name, raw

@@ -2,7 +2,7 @@
 feature statistics. The encoder / decoder pair is ``--backbone`` (conv or crate) at ``--size``."""
 
 from ctrl_bench import build_autoencoder
-from ctrl_bench.strategy import ICTRL
+from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS, ICTRL
 
 # Game and memory options a preset or the command line may set (ctx.options["ctrl"]).
 GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "alternate",
@@ -28,3 +28,12 @@ def build(ctx):
 
 def memory_budget(ctx, strategy):
     return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol})"
+
+
+def memory_floats(ctx, strategy):
+    return strategy.memory.size_in_floats()
+
+
+def oracle(ctx, strategy):
+    """The paper protocol refits the classifier on real training images of every seen class."""
+    return CLASSIFIER_PROTOCOLS["paper"] if strategy.classifier_protocol == "paper" else None

@@ -3,7 +3,8 @@
 from avalanche.training import DER
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier, images_budget as memory_budget  # noqa: F401
+from ._backbones import adam, classifier, image_floats
+from ._backbones import images_budget as memory_budget  # noqa: F401
 
 
 STATE_ATTRIBUTES = ("storage_policy",)  # DER keeps its buffer (images and logits) on the strategy
@@ -13,3 +14,9 @@ def build(ctx):
     model = classifier(ctx)
     return DER(model=model, optimizer=adam(model, ctx), criterion=CrossEntropyLoss(), mem_size=ctx.mem_size,
                alpha=0.1, beta=0.5, **ctx.template_kwargs())
+
+
+def memory_floats(ctx, strategy):
+    """The images in the buffer and, for each, the logits stored with it."""
+    n = len(strategy.storage_policy.buffer)
+    return image_floats(ctx, n) + n * ctx.n_classes

@@ -1,9 +1,12 @@
 """Elastic Weight Consolidation (Kirkpatrick et al. 2017)."""
 
 from avalanche.training import EWC
+from avalanche.training.plugins import EWCPlugin
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier
+from ._backbones import adam, classifier, plugin, tensor_floats
+
+OPTIONS = {"ewc_lambda": "weight λ of the quadratic penalty (default 100)"}
 
 
 def build(ctx):
@@ -14,3 +17,10 @@ def build(ctx):
 
 def memory_budget(ctx, strategy):
     return "parameter importances"
+
+
+def memory_floats(ctx, strategy):
+    """Avalanche's "separate" mode keeps, for every past experience, the parameters at its end and
+    their Fisher importances."""
+    ewc = plugin(strategy, EWCPlugin)
+    return sum(tensor_floats(d.values()) for d in (*ewc.saved_params.values(), *ewc.importances.values()))

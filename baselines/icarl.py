@@ -1,9 +1,12 @@
 """iCaRL (Rebuffi et al. 2017): herding exemplars, distillation, nearest-mean-of-exemplars."""
 
 from avalanche.training import ICaRL
-
-from ._backbones import adam, feature_extractor, images_budget as memory_budget  # noqa: F401
+from avalanche.training.losses import ICaRLLossPlugin
+from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
+
+from ._backbones import adam, feature_extractor, model_floats, plugin, tensor_floats
+from ._backbones import images_budget as memory_budget  # noqa: F401
 
 
 def build(ctx):
@@ -12,3 +15,10 @@ def build(ctx):
     optimizer = adam(nn.ModuleList([features, head]), ctx)
     return ICaRL(feature_extractor=features, classifier=head, optimizer=optimizer, memory_size=ctx.mem_size,
                  buffer_transform=None, fixed_memory=True, **ctx.template_kwargs())
+
+
+def memory_floats(ctx, strategy):
+    """The exemplars, the previous model (distillation targets) and the class means (NME classifier)."""
+    exemplars = tensor_floats(plugin(strategy, _ICaRLPlugin).x_memory)
+    means = tensor_floats(strategy.model.eval_classifier.class_means_dict.values())
+    return exemplars + model_floats(plugin(strategy, ICaRLLossPlugin).old_model) + means

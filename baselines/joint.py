@@ -4,7 +4,7 @@
 from avalanche.training import Cumulative
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier
+from ._backbones import adam, classifier, image_floats
 
 
 STATE_ATTRIBUTES = ("dataset",)  # the data seen so far
@@ -17,3 +17,8 @@ def build(ctx):
 
 def memory_budget(ctx, strategy):
     return "all training images"
+
+
+def memory_floats(ctx, strategy):
+    """Every training image seen so far."""
+    return image_floats(ctx, len(strategy.dataset) if strategy.dataset is not None else 0)

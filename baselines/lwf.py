@@ -1,9 +1,13 @@
 """Learning without Forgetting (Li & Hoiem 2016): distillation on the previous model's outputs."""
 
 from avalanche.training import LwF
+from avalanche.training.plugins import LwFPlugin
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier
+from ._backbones import adam, classifier, model_floats, plugin
+
+OPTIONS = {"alpha": "weight of the distillation loss (default 1.0)",
+           "temperature": "softmax temperature of the distillation (default 2.0)"}
 
 
 def build(ctx):
@@ -15,3 +19,8 @@ def build(ctx):
 
 def memory_budget(ctx, strategy):
     return "previous model"
+
+
+def memory_floats(ctx, strategy):
+    """The previous model."""
+    return model_floats(plugin(strategy, LwFPlugin).lwf.prev_model)

@@ -1,9 +1,12 @@
 """Synaptic Intelligence (Zenke et al. 2017)."""
 
 from avalanche.training import SynapticIntelligence
+from avalanche.training.plugins import SynapticIntelligencePlugin
 from torch.nn import CrossEntropyLoss
 
-from ._backbones import adam, classifier
+from ._backbones import adam, classifier, plugin, tensor_floats
+
+OPTIONS = {"si_lambda": "weight of the surrogate loss (default 1.0)"}
 
 
 def build(ctx):
@@ -14,3 +17,11 @@ def build(ctx):
 
 def memory_budget(ctx, strategy):
     return "parameter importances"
+
+
+def memory_floats(ctx, strategy):
+    """The parameters at the end of the last experience, their importances Ω and the running sum
+    of path integrals that Ω is computed from (per-step scratch copies are not counted)."""
+    si = plugin(strategy, SynapticIntelligencePlugin)
+    anchors, importances = si.ewc_data
+    return tensor_floats([*anchors.values(), *importances.values(), *si.syn_data["cum_trajectory"].values()])

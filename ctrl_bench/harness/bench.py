@@ -11,7 +11,8 @@ from scenarios import make_scenario
 
 from . import provenance
 from .records import Cell, RecordStore, decide, reuse_key
-from .results import write_results
+from .plots import FIGURES_TB_DIR, write_figures
+from .results import ORACLE_MARK, write_results
 from .runner import RunInterrupted, make_evaluator, run_method
 
 
@@ -19,18 +20,25 @@ class BenchInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`run_all`; the message says what finished and how to resume."""
 
 
-def run_settings(args, config: dict, n_experiences: int, device: torch.device) -> dict:
-    """Everything besides data, code and seed that a run's numbers depend on (part of its reuse key)."""
-    return {"preset": args.preset, "n_experiences": n_experiences, "fixed_class_order": args.class_order,
-            "threads": args.threads, "device_type": device.type, "config": config}
+def run_settings(args, config: dict, n_experiences: int, device: torch.device, method_options: dict) -> dict:
+    """Everything besides data, code and seed that a run's numbers depend on (part of its reuse key);
+    ``method_options``: the method's own ``--option`` values (only these, so that an option of one
+    method never invalidates another's records)."""
+    settings = {"preset": args.preset, "n_experiences": n_experiences, "fixed_class_order": args.class_order,
+                "threads": args.threads, "device_type": device.type, "config": config}
+    if method_options:
+        settings["method_options"] = method_options
+    return settings
 
 
-def run_all(args, configs: dict, device: torch.device, datasets: dict, command: str) -> str:
-    """Run or reuse every (scenario, method, seed) of ``args``; write the results files; return the
-    console summary. ``datasets``: checked :class:`scenarios.ScenarioData` by scenario name."""
+def run_all(args, configs: dict, device: torch.device, datasets: dict, command: str, options: dict | None = None) -> str:
+    """Run or reuse every (scenario, method, seed) of ``args``; write the results files and figures;
+    return the console summary. ``datasets``: checked :class:`scenarios.ScenarioData` by scenario
+    name; ``options``: each method's own ``--option`` values, by method."""
     from run_bench import scenario_label
 
     env = provenance.environment(device, command)
+    options = options or {}
     store = RecordStore(args.out)
     this_command: dict[str, str] = {}  # record path → "ran" | "reused"
     cells = [(name, Cell(scenario_label(name, args.n_experiences), method, seed))
@@ -45,8 +53,8 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
     try:
         for name, cell in cells:
             data = datasets[name]
-            key = reuse_key(run_settings(args, configs[name], data.n_experiences, device), data_hashes[name],
-                            code_versions[cell.method], env["device"])
+            settings = run_settings(args, configs[name], data.n_experiences, device, options.get(cell.method, {}))
+            key = reuse_key(settings, data_hashes[name], code_versions[cell.method], env["device"])
             reuse, why = decide(store.load(cell), key, args.reuse)
             if reuse:
                 print(f"{cell}: reused ({why})", flush=True)
@@ -57,7 +65,8 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
             resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
             print(f"{cell}: running ({resuming}{why})", flush=True)
             running = cell
-            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, store, checkpoint)
+            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, store, checkpoint,
+                          settings)
             record.update(reuse_key=key, provenance={**env, "data_sha256": data_hashes[name],
                                                      "code_version": code_versions[cell.method],
                                                      "finished_at": provenance.utc_now()})
@@ -69,18 +78,20 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
             _write(args, store, this_command, env)
     except KeyboardInterrupt as err:
         raise BenchInterrupted(_interrupted(args, len(this_command), len(cells), running, err)) from None
-    return _write(args, store, this_command, env)
+    return _write(args, store, this_command, env, figures=True)
 
 
-def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str) -> dict:
-    from baselines import MethodContext, get_method, memory_budget
+def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str,
+         settings: dict) -> dict:
+    from baselines import MethodContext, get_method, memory_budget, memory_floats, oracle
 
     ctx = MethodContext(
         image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device,
         evaluator=make_evaluator(store.tensorboard_dir(cell)), backbone=config["backbone"], size=config["size"],
         feature_dim=config["feature_dim"], epochs=config["epochs"], batch_size=config["batch_size"],
         eval_batch_size=config["eval_batch_size"], lr=config["lr"], mem_size=config["mem_size"],
-        options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes)},
+        options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes),
+                 **settings.get("method_options", {})},
     )
     module = get_method(cell.method)
     result = run_method(module.build, ctx, scenario, checkpoint, cell.seed, progress=not args.no_progress,
@@ -89,14 +100,15 @@ def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, c
     record = {"method": cell.method, "seed": cell.seed, "scenario": cell.scenario, **result,
               "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,
               "memory_budget": memory_budget(cell.method, ctx, strategy),
-              "device": provenance.device_name(device), "preset": args.preset,
-              "settings": run_settings(args, config, len(scenario.train_sizes), device)}
+              "memory_floats": memory_floats(cell.method, ctx, strategy), "oracle": oracle(cell.method, ctx, strategy),
+              "device": provenance.device_name(device), "preset": args.preset, "settings": settings}
     if cell.method == "ctrl":
         record["classifier_protocol"] = strategy.classifier_protocol
     return record
 
 
-def _write(args, store: RecordStore, this_command: dict[str, str], env: dict) -> str:
+def _write(args, store: RecordStore, this_command: dict[str, str], env: dict, figures: bool = False) -> str:
+    """The results files from every record under --out (and, with ``figures``, the figures)."""
     records, unreadable = store.all_records()
     for path in unreadable:
         print(f"warning: {path} is not a complete record; left out of the results", flush=True)
@@ -108,7 +120,11 @@ def _write(args, store: RecordStore, this_command: dict[str, str], env: dict) ->
               f"device: {env['device']}; torch threads: {env['torch_threads']}",
               "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, class "
               "order, seconds per experience) is in results.json and results.csv"]
-    return write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env)
+    printed = write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env)
+    if figures:
+        written = write_figures(args.out, runs, args.methods)
+        printed += f"figures: {', '.join(written)} (and in TensorBoard under {FIGURES_TB_DIR}/)\n"
+    return printed
 
 
 def _notes(runs: list[dict]) -> list[str]:
@@ -118,8 +134,13 @@ def _notes(runs: list[dict]) -> list[str]:
              "Source: ran / reused by the command above, or earlier (a record another command left under --out); "
              "runs are pooled into one row only when their settings, data, code and device all match, and a "
              "row named 'method @key' holds records made under other ones (see the Runs table)"]
+    notes.append("Memory (floats): numbers a method keeps beyond the model it classifies with, after the last "
+                 "experience: a stored image counts C·H·W, a feature statistic its size, a kept model (frozen copy, "
+                 "generator) its parameters and float buffers, EWC / SI their importances and anchors")
     protocols = sorted({r["classifier_protocol"] for r in runs if "classifier_protocol" in r})
     notes += [f"ctrl classifier: {CLASSIFIER_PROTOCOLS[p]}" for p in protocols]
+    oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
+    notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
     return notes
 
 

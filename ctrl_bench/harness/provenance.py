@@ -19,9 +19,10 @@ import torch
 # The checkout holding run_bench.py, baselines/, scenarios/ and ctrl_bench/.
 CODE_ROOT = Path(__file__).resolve().parents[2]
 # What defines a method's numbers besides its own baselines/<method>.py: the harness, the scenarios
-# and the networks (whole packages), and the shared parts of baselines/.
+# and the networks (whole packages), and the shared parts of baselines/: the registry and the helper
+# modules, every baselines/_*.py.
 CODE_PACKAGES = ("ctrl_bench", "scenarios")
-SHARED_CODE_FILES = ("run_bench.py", "baselines/__init__.py", "baselines/_backbones.py")
+SHARED_CODE_FILES = ("run_bench.py",)
 LIBRARIES = ("torch", "torchvision", "avalanche-lib")
 
 
@@ -48,7 +49,8 @@ def data_hash(files: list[str]) -> str:
 
 def code_files(method: str) -> list[Path]:
     root = Path(CODE_ROOT)
-    files = [root / "baselines" / f"{method}.py", *(root / name for name in SHARED_CODE_FILES)]
+    files = [root / "baselines" / f"{method}.py", *(root / name for name in SHARED_CODE_FILES),
+             *sorted((root / "baselines").glob("_*.py"))]
     for package in CODE_PACKAGES:
         files += sorted((root / package).rglob("*.py"))
     return [f for f in files if f.is_file()]

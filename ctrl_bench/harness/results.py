@@ -19,11 +19,17 @@ from .records import short_hash
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
 SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a record of an earlier command
+ORACLE_MARK = "[oracle]"  # after the label of a row whose runs refit a classifier on real data of old classes
 
 
 def group_id(run: dict) -> str:
     """Runs of one group differ only in their seed. Records older than reuse keys group by settings."""
     return short_hash(run.get("reuse_key") or {"no reuse key": [run.get("preset"), run.get("settings")]})[:6]
+
+
+def _stat(values) -> dict:
+    values = np.array(values, float)
+    return {"mean": float(values.mean()), "std": float(values.std())}
 
 
 def _finished_at(run: dict) -> str:
@@ -32,7 +38,9 @@ def _finished_at(run: dict) -> str:
 
 def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
     """Per scenario, per row label: mean and std (population, ddof=0) over seeds of every summary
-    field, the seeds by source, and the memory budget. Rows follow ``methods``, then the others."""
+    field and of ``memory_floats`` (None when a record predates it), the seeds by source, the memory
+    budget and the oracle reason (None for a class-incremental result). Rows follow ``methods``,
+    then the others."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
         groups.setdefault((run["scenario"], run["method"], group_id(run)), []).append(run)
@@ -47,16 +55,29 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
         for rank, (gid, group) in enumerate(candidates):
             entry = {"method": method, "group": gid, "seeds": sorted(r["seed"] for r in group),
                      "sources": {src: sorted(r["seed"] for r in group if r["source"] == src) for src in SOURCES},
-                     "memory_budget": group[0].get("memory_budget", "")}
+                     "memory_budget": group[0].get("memory_budget", ""), "oracle": group[0].get("oracle")}
             for name in SUMMARY_FIELDS:
-                values = np.array([r[name] for r in group], float)
-                entry[name] = {"mean": float(values.mean()), "std": float(values.std())}
+                entry[name] = _stat([r[name] for r in group])
+            floats = [r.get("memory_floats") for r in group]
+            entry["memory_floats"] = None if None in floats else _stat(floats)
             summary.setdefault(scenario, {})[method if rank == 0 else f"{method} @{gid}"] = entry
     return summary
 
 
 def _pm(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
     return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
+def _floats(stat: dict | None) -> str:
+    """e.g. "392,000", "1,210 ± 4"; "?" for records older than the memory_floats field."""
+    if stat is None:
+        return "?"
+    return f"{stat['mean']:,.0f}" + (f" ± {stat['std']:,.0f}" if stat["std"] else "")
+
+
+def display_label(label: str, entry: dict) -> str:
+    """A row's label as the tables print it: oracles marked."""
+    return f"{label} {ORACLE_MARK}" if entry.get("oracle") else label
 
 
 def _sources(entry: dict) -> str:
@@ -72,27 +93,31 @@ def _row_labels(summary: dict) -> list[str]:
 
 
 def paper_table(summary: dict) -> list[str]:
-    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper."""
+    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, and the
+    memory each method keeps, in floats."""
     scenarios = list(summary)
-    lines = ["| Method | " + " | ".join(f"{s} Last | {s} Avg" for s in scenarios) + " |",
-             "|---|" + "---|---|" * len(scenarios)]
+    lines = ["| Method | " + " | ".join(f"{s} Last | {s} Avg | {s} Memory (floats)" for s in scenarios) + " |",
+             "|---|" + "---|---|---|" * len(scenarios)]
     for label in _row_labels(summary):
+        entries = [summary[s].get(label) for s in scenarios]
         cells = []
-        for s in scenarios:
-            entry = summary[s].get(label)
-            cells += [_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"])] if entry else ["–", "–"]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for entry in entries:
+            cells += ([_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"]),
+                       _floats(entry["memory_floats"])] if entry else ["–", "–", "–"])
+        oracle = any(entry and entry["oracle"] for entry in entries)
+        lines.append(f"| {f'{label} {ORACLE_MARK}' if oracle else label} | " + " | ".join(cells) + " |")
     return lines
 
 
 def details_table(summary: dict) -> list[str]:
-    lines = ["| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory | Source (seeds) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory | Memory (floats) | "
+             "Source (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s, rows in summary.items():
         for label, entry in rows.items():
-            lines.append(f"| {s} | {label} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
+            lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
                          f"{_pm(entry['bwt'])} | {_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
-                         f"{_sources(entry)} |")
+                         f"{_floats(entry['memory_floats'])} | {_sources(entry)} |")
     return lines
 
 
@@ -107,12 +132,16 @@ def _threads(run: dict) -> str:
 
 def runs_table(runs: list[dict], summary: dict) -> list[str]:
     label_of = {(s, e["method"], e["group"]): label for s, rows in summary.items() for label, e in rows.items()}
-    lines = ["| Scenario | Method | Seed | Last | Avg | Class order | Seconds per experience | Threads | Commit | Source |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Scenario | Method | Seed | Last | Avg | Memory (floats) | Class order | Seconds per experience | "
+             "Threads | Commit | Source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         seconds = " ".join(f"{t:.1f}" for t in run.get("experience_seconds", []))
-        lines.append(f"| {run['scenario']} | {label_of[(run['scenario'], run['method'], group_id(run))]} | "
+        floats = run.get("memory_floats")
+        label = display_label(label_of[(run['scenario'], run['method'], group_id(run))], run)
+        lines.append(f"| {run['scenario']} | {label} | "
                      f"{run['seed']} | {run['last_accuracy']:.3f} | {run['average_incremental_accuracy']:.3f} | "
+                     f"{'?' if floats is None else f'{floats:,}'} | "
                      f"{' '.join(map(str, run.get('class_order', []))) or '?'} | {seconds or '?'} | {_threads(run)} | "
                      f"{_commit(run)} | {run['source']} |")
     return lines
@@ -146,9 +175,9 @@ def console_summary(runs: list[dict], summary: dict, notes: list[str] = ()) -> s
                       *[f"- {note}" for note in notes]]) + "\n"
 
 
-CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_budget", "device", "preset", "torch_threads",
-              "class_order", "experience_seconds", "accuracy_matrix", "source", "git_commit", "code_version",
-              "data_sha256", "finished_at", "command")
+CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_floats", "memory_budget", "oracle", "device",
+              "preset", "torch_threads", "class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix",
+              "source", "git_commit", "code_version", "data_sha256", "finished_at", "command")
 
 
 def csv_text(runs: list[dict]) -> str:
@@ -157,7 +186,7 @@ def csv_text(runs: list[dict]) -> str:
     writer.writeheader()
     for run in runs:
         row = {**run.get("provenance", {}), **run}
-        for name in ("class_order", "experience_seconds", "accuracy_matrix"):
+        for name in ("class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix"):
             row[name] = json.dumps(row.get(name))
         writer.writerow(row)
     return out.getvalue()
