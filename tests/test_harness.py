@@ -78,7 +78,8 @@ def test_end_to_end_two_methods_two_seeds_and_rerun_reuses_results(tiny_npz, tmp
     assert set(summary) == {"naive", "replay"} and summary["replay"]["seeds"] == [0, 1]
     assert summary["replay"]["last_accuracy"]["mean"] > summary["naive"]["last_accuracy"]["mean"]
     assert (out / "results.csv").read_text().count("\n") == 5
-    assert "tiny-2 Last" in (out / "results.md").read_text()
+    assert "tiny-2 Last" in (out / "results.md").read_text() and "tiny-2 Memory (floats)" in (out / "results.md").read_text()
+    assert all(run["memory_floats"] == {"naive": 0, "replay": 40 * 28 * 28}[run["method"]] for run in results["runs"])
     for method in ("naive", "replay"):
         for seed in (0, 1):
             assert any(f.startswith("events") for f in os.listdir(out / "tensorboard" / "tiny-2" / method / f"seed{seed}"))
@@ -93,16 +94,21 @@ class Kill(Exception):
 
 
 class KillInExperience:
-    """Raises inside training of experience ``at`` (after one iteration), like a kill mid-experience."""
+    """Raises inside training of experience ``at`` (after one iteration, or at its end when it trains
+    nothing, as a frozen backbone), like a kill mid-experience."""
 
     def __init__(self, at: int):
         self.at, self.iterations = at, 0
 
     def after_training_iteration(self, strategy, **kwargs):
-        if strategy.clock.train_exp_counter == self.at:
+        if strategy.experience.current_experience == self.at:
             self.iterations += 1
             if self.iterations == 1:
                 raise Kill()
+
+    def after_training_exp(self, strategy, **kwargs):
+        if strategy.experience.current_experience == self.at and self.iterations == 0:
+            raise Kill()
 
     def __getattr__(self, name):
         if name.startswith(("before_", "after_")):
@@ -110,7 +116,8 @@ class KillInExperience:
         raise AttributeError(name)
 
 
-@pytest.mark.parametrize("method, backbone", [("naive", "mlp"), ("ctrl", "conv")])
+@pytest.mark.parametrize("method, backbone", [("naive", "mlp"), ("ctrl", "conv"), ("fecam", "conv"), ("ncm", "mlp"),
+                                              ("fetril", "mlp"), ("pass", "mlp")])
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, method, backbone):
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
 
@@ -120,13 +127,14 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
                              epochs=2, batch_size=16, options={"ctrl": {"n_directions": 6, "n_components": 6,
                                                                          "n_prototypes": 24, "lr": 1e-3}})
 
-    build = get_method(method).build
+    build, state = get_method(method).build, getattr(get_method(method), "STATE_ATTRIBUTES", ())
     clean = run_method(build, context(), scenario, str(tmp_path / "clean.pt"), seed=0, progress=False)
     with pytest.raises(Kill):
         run_method(build, context(), scenario, str(tmp_path / "killed.pt"), seed=0, progress=False,
-                   extra_plugins=[KillInExperience(at=1)])
+                   extra_plugins=[KillInExperience(at=1)], state_attributes=state)
     assert len(torch.load(tmp_path / "killed.pt", weights_only=False)["rows"]) == 1
-    resumed = run_method(build, context(), scenario, str(tmp_path / "killed.pt"), seed=0, progress=False)
+    resumed = run_method(build, context(), scenario, str(tmp_path / "killed.pt"), seed=0, progress=False,
+                         state_attributes=state)
     np.testing.assert_allclose(resumed["accuracy_matrix"], clean["accuracy_matrix"], atol=1e-6)
 
 
@@ -137,6 +145,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--scenario", "split_mnist", "--n-experiences", "3"], "supports 5, 10 experiences"),
     (["--methods", "ctrl", "--backbone", "mlp"], "ctrl needs an autoencoder backbone"),
+    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.freeze, ncm.oracle"),
+    (["--methods", "naive", "--option", "ncm.oracle=true"], "--option 'ncm.oracle=true': ncm is not among --methods"),
+    (["--methods", "ncm", "--option", "oracle"], "expected METHOD.NAME=VALUE"),
 ])
 def test_bad_names_exit_before_training(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
