@@ -19,10 +19,15 @@ feature matrix from Jacobians of the head over the data and a separate prototype
 stage, and keeps a d × d covariance per class; its public code is a FACIL fork of several hundred
 lines. PASS is the method EFC builds on and fits one short file.
 
-Rotations: ``--option pass.rotation=false`` turns the self-supervision off. It quadruples the
-cost of every step. On digits it is also partly ill-posed (0, 1 and 8 look alike under 180°, and a
-6 turned by 180° is a 9), but rot90 of a square 28 × 28 image is exact (no interpolation), so the
-size itself is no obstacle; it is on by default, as in the paper.
+Rotations: on by default, as in the paper; ``--option pass.rotation=false`` turns them off. rot90
+of a square 28 × 28 or 32 × 32 image is exact (no interpolation), so the size is no obstacle. On
+digits the task is partly ill-posed (0, 1 and 8 look alike under 180°, a 6 turned by 180° is a 9)
+and each step costs four times as much, yet it pays on this budget (quick preset, conv tiny,
+seed 0, 1 CPU thread, Last / Avg / seconds): MNIST-5k 0.721 / 0.803 / 40 with rotations,
+0.608 / 0.719 / 18 without; CIFAR-10 subset 0.279 / 0.445 / 20 with, 0.209 / 0.400 / 8 without.
+At this budget the λ = 10 weights hold the classes of the current experience back (on the CIFAR
+subset they score 1-6 % when their experience ends, and are learnt from their prototypes in the
+next one); the paper trains 100 epochs per task.
 
 Avalanche 0.6.0 parts: ``FeatureExtractorModel`` and the ``SupervisedTemplate``. Its
 ``FeatureDistillationPlugin`` is not PASS's loss (cosine mode), and its "mse" mode fails
@@ -34,7 +39,6 @@ Memory: the frozen previous backbone, K·d prototype floats and K radius terms.
 import copy
 
 import torch
-import torch.nn.functional as F
 from avalanche.models.utils import FeatureExtractorModel
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
