@@ -9,8 +9,12 @@ class c, computed from its own experience, are kept. On experience t > 0, each o
 paired with the new class n(c) = argmax_n cos(μ_c, μ_n), and every real feature f(x) of class n(c)
 is translated to a pseudo-feature of class c:  f̃ = f(x) − μ_{n(c)} + μ_c.
 W is then trained with cross-entropy on the real new-class features and the pseudo-features
-(as PyCIL's ``models/fetril.py``: a fully connected head trained from its previous weights; the
-paper also reports a linear SVM, not used here). Prediction: argmax W f(x).
+(as PyCIL's ``models/fetril.py``: a fully connected head trained from its previous weights for 50
+epochs, ``--option fetril.head_epochs``; the paper fits a linear SVM to convergence). These epochs
+run over d-dimensional features, not images, so they cost little; with the quick preset's 4
+instead, the head is far from converged (seed 0, conv tiny, Last / Avg: MNIST-5k 0.679 / 0.771
+with 4, 0.784 / 0.856 with 30, 0.794 / 0.865 with 50; CIFAR-10 subset 0.273 / 0.432, 0.292 /
+0.483, 0.318 / 0.490). Prediction: argmax W f(x).
 
 Avalanche 0.6.0 has no FeTrIL; this is a ``SupervisedTemplate`` whose dataloader yields features
 once the backbone is frozen, so that every plugin hook still runs.
@@ -26,6 +30,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from ._backbones import adam, classifier
 
 STATE_ATTRIBUTES = ("class_means",)
+HEAD_EPOCHS = 50  # PyCIL's; the paper fits a linear SVM to convergence
+OPTIONS = {"head_epochs": f"epochs of the head on features after the first experience (default {HEAD_EPOCHS})"}
 
 
 def pseudo_features(features, labels, new_means: dict, old_means: dict):
@@ -43,8 +49,9 @@ def pseudo_features(features, labels, new_means: dict, old_means: dict):
 class FeTrIL(SupervisedTemplate):
     """``model`` is ``Sequential(backbone, head)``."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, head_epochs: int = HEAD_EPOCHS, **kwargs):
         super().__init__(criterion=CrossEntropyLoss(), **kwargs)
+        self.backbone_epochs, self.head_epochs = self.train_epochs, head_epochs
         self.class_means: dict[int, torch.Tensor] = {}
 
     @property
@@ -70,7 +77,9 @@ class FeTrIL(SupervisedTemplate):
 
     def make_train_dataloader(self, **kwargs):
         if not self.frozen:
+            self.train_epochs = self.backbone_epochs
             return super().make_train_dataloader(**kwargs)
+        self.train_epochs = self.head_epochs
         old = dict(self.class_means)
         features, labels = self._features()
         x, y = pseudo_features(features, labels, self._store_means(features, labels), old)
@@ -90,7 +99,8 @@ class FeTrIL(SupervisedTemplate):
 
 def build(ctx):
     model = classifier(ctx)
-    return FeTrIL(model=model, optimizer=adam(model, ctx), **ctx.template_kwargs())
+    return FeTrIL(model=model, optimizer=adam(model, ctx), head_epochs=ctx.options.get("head_epochs", HEAD_EPOCHS),
+                  **ctx.template_kwargs())
 
 
 def memory_budget(ctx, strategy):

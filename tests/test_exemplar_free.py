@@ -72,9 +72,10 @@ def test_exemplar_free_methods_learn_and_keep_only_statistics(method, tiny_npz, 
     ctx, result = train(method, tiny_npz, tmp_path)
     strategy = result["strategy"]
     # 4 classes: chance is 0.25; after two experiences each method is right on far more than that
-    # (new classes alone give 0.5; seed 0 gave fecam 0.98, fetril 0.72, pass 0.69, ncm 0.50)
+    # (new classes alone give 0.5; seed 0 gives fecam 0.98, fetril 0.98, pass 0.69, ncm 0.50, the
+    # same with 1, 2 and 4 threads), and the first experience is learnt (1.00 for all four)
     assert result["last_accuracy"] > 0.4
-    assert min(result["accuracy_matrix"][1][1], result["accuracy_matrix"][0][0]) > 0.3
+    assert result["accuracy_matrix"][0][0] > 0.9
     assert stored_images(strategy, ctx.image_shape) == []
     assert memory_floats(method, ctx, strategy) == expected_floats(method, strategy)
     assert oracle(method, ctx, strategy) is None
