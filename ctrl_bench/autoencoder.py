@@ -9,9 +9,10 @@ from .crate import CrateDecoder, CrateEncoder
 
 IMAGE_SHAPES = ((1, 28, 28), (1, 32, 32), (3, 32, 32))
 
-# CRATE: token width d, layers, heads, patch size. "base" is the d = 256, 6-layer model.
+# CRATE: token width d, layers, heads, and either the patch side or ``grid`` (patches per image
+# side, patch = H / grid). "base" is the d = 256, 6-layer model.
 CRATE_SIZES = {
-    "tiny": dict(dim=64, depth=2, heads=2, patch=4),
+    "tiny": dict(dim=64, depth=2, heads=2, grid=4),
     "small": dict(dim=128, depth=4, heads=4, patch=4),
     "base": dict(dim=256, depth=6, heads=4, patch=4),
 }
@@ -47,7 +48,9 @@ def build_autoencoder(arch: str, image_shape, feature_dim: int = 128, size: str 
                          + (", dcgan" if arch == "conv" else ""))
     if feature_dim < 1:
         raise ValueError(f"feature_dim must be positive, got {feature_dim}")
-    config = sizes[size]
+    config = dict(sizes[size])
+    if "grid" in config:
+        config["patch"] = image_shape[1] // config.pop("grid")
     encoder, decoder = encoder_cls(image_shape, feature_dim, **config), decoder_cls(image_shape, feature_dim, **config)
     if init == "dcgan":
         encoder.apply(dcgan_init)

@@ -88,27 +88,65 @@ def _check_patches(image_shape: tuple[int, int, int], patch: int) -> int:
     return (H // patch) * (W // patch)
 
 
-class CrateEncoder(nn.Module):
-    """f: image → P×P patches → tokens (+ class token, positional embedding) → CRATE layers
-    → class token → LN → linear → L2-normalised feature on the unit sphere."""
+def sincos_position_embedding(grid: int, dim: int) -> Tensor:
+    """Fixed 2-D sin-cos position embedding (as in MAE / CRATE-MAE) for a grid × grid token layout,
+    shape (grid², dim): half the channels encode the row, half the column, each as sin and cos at
+    geometric frequencies 1/10000^(2i/(dim/2))."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position embedding needs dim divisible by 4, got {dim}")
+    freqs = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                                indexing="ij")
+    parts = []
+    for coord in (rows.flatten(), cols.flatten()):
+        angles = coord[:, None] * freqs[None]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, 1).float()
 
-    def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int):
+
+POOLS = ("flatten", "mean", "cls")
+POSITIONS = ("sincos", "learned")
+
+
+class CrateEncoder(nn.Module):
+    """f: image → P×P patches → tokens (+ positional embedding) → CRATE layers → LN → readout
+    → linear → L2-normalised feature on the unit sphere.
+
+    ``pool`` is the readout: "flatten" (every token, concatenated: the linear head sees where each
+    patch is, and the feature's rank is not capped by the token width d), "mean" (mean token) or
+    "cls" (a class token, as ViT). ``position``: fixed 2-D "sincos" or "learned" embeddings.
+    On the MNIST subset a flatten readout with sin-cos positions lifts an MCR²-trained tiny encoder's
+    nearest-subspace accuracy from 0.56–0.66 (cls) and 0.79 (mean) to 0.93 (README, design notes)."""
+
+    def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int,
+                 pool: str = "flatten", position: str = "sincos"):
         super().__init__()
+        if pool not in POOLS or position not in POSITIONS:
+            raise ValueError(f"pool must be one of {POOLS} and position one of {POSITIONS}, got {pool!r}, {position!r}")
         self.feature_dim = feature_dim
         self.normalize = True  # False: raw features, for classifier backbones of the baselines
+        self.pool = pool
         C = image_shape[0]
         n_tokens = _check_patches(image_shape, patch)
         self.patch_embed = nn.Conv2d(C, dim, kernel_size=patch, stride=patch)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position = nn.Parameter(torch.randn(1, n_tokens + 1, dim) * 0.02)
+        n_extra = int(pool == "cls")
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim)) if n_extra else None
+        if position == "sincos":
+            grid = sincos_position_embedding(image_shape[1] // patch, dim)
+            self.register_buffer("position", torch.cat([torch.zeros(n_extra, dim), grid])[None], persistent=False)
+        else:
+            self.position = nn.Parameter(torch.randn(1, n_tokens + n_extra, dim) * 0.02)
         self.layers = nn.Sequential(*[CrateEncoderLayer(dim, heads) for _ in range(depth)])
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, feature_dim))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim * n_tokens if pool == "flatten" else dim, feature_dim)
 
     def forward(self, X: Tensor) -> Tensor:
         tokens = self.patch_embed(X).flatten(2).transpose(1, 2)  # (B, N, d)
-        cls = self.class_token.expand(len(X), -1, -1)
-        Z = self.layers(torch.cat([cls, tokens], 1) + self.position)
-        features = self.head(Z[:, 0])
+        if self.class_token is not None:
+            tokens = torch.cat([self.class_token.expand(len(X), -1, -1), tokens], 1)
+        Z = self.norm(self.layers(tokens + self.position))
+        pooled = {"cls": lambda: Z[:, 0], "mean": lambda: Z.mean(1), "flatten": lambda: Z.flatten(1)}
+        features = self.head(pooled[self.pool]())
         return F.normalize(features.float(), dim=-1) if self.normalize else features
 
 
@@ -116,12 +154,19 @@ class CrateDecoder(nn.Module):
     """g: feature → N tokens (+ positional embedding) → CRATE-AE layers → LN → per-token
     linear to P²·C pixels → un-patchify → tanh image in [−1, 1]."""
 
-    def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int):
+    def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int,
+                 pool: str = "flatten", position: str = "sincos"):
         super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
         self.image_shape, self.patch, self.dim = tuple(image_shape), patch, dim
         self.n_tokens = _check_patches(image_shape, patch)
         self.to_tokens = nn.Linear(feature_dim, self.n_tokens * dim)
-        self.position = nn.Parameter(torch.randn(1, self.n_tokens, dim) * 0.02)
+        if position == "sincos":
+            self.register_buffer("position", sincos_position_embedding(image_shape[1] // patch, dim)[None],
+                                 persistent=False)
+        else:
+            self.position = nn.Parameter(torch.randn(1, self.n_tokens, dim) * 0.02)
         self.layers = nn.Sequential(*[CrateDecoderLayer(dim, heads) for _ in range(depth)])
         self.to_pixels = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, patch * patch * image_shape[0]))
 
