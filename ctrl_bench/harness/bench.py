@@ -12,6 +12,7 @@ from scenarios import make_scenario
 from . import provenance
 from .records import Cell, RecordStore, decide, reuse_key
 from .plots import FIGURES_TB_DIR, write_figures
+from .replay_judge import ReplayJudgePlugin, load_or_train_judge
 from .results import ORACLE_MARK, write_results
 from .runner import RunInterrupted, make_evaluator, run_method
 
@@ -49,6 +50,16 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
     def scenario_for(name: str, seed: int):
         return make_scenario(datasets[name], seed, args.class_order)
 
+    judges: dict[str, object] = {}
+
+    def judge_for(name: str):
+        if name not in judges:
+            cache = os.path.join(args.out, "judges", f"{data_hashes[name][:16]}.pt")
+            judges[name] = load_or_train_judge(cache, datasets[name], device)
+        return judges[name]
+
+    from baselines import get_method
+
     running = None
     try:
         for name, cell in cells:
@@ -65,8 +76,9 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
             resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
             print(f"{cell}: running ({resuming}{why})", flush=True)
             running = cell
+            decodes = getattr(get_method(cell.method), "DECODES_MEMORY", False)
             record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, store, checkpoint,
-                          settings)
+                          settings, judge_for(name) if decodes else None)
             record.update(reuse_key=key, provenance={**env, "data_sha256": data_hashes[name],
                                                      "code_version": code_versions[cell.method],
                                                      "finished_at": provenance.utc_now()})
@@ -82,7 +94,9 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
 
 
 def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str,
-         settings: dict) -> dict:
+         settings: dict, judge=None) -> dict:
+    """One cell; with a ``judge``, the decoded memory is scored after every experience and the last
+    score is the record's ``replay_accuracy``."""
     from baselines import MethodContext, get_method, memory_budget, memory_floats, oracle
 
     ctx = MethodContext(
@@ -94,8 +108,10 @@ def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, c
                  **settings.get("method_options", {})},
     )
     module = get_method(cell.method)
+    judging = [ReplayJudgePlugin(judge)] if judge is not None else []
     result = run_method(module.build, ctx, scenario, checkpoint, cell.seed, progress=not args.no_progress,
-                        label=str(cell), state_attributes=getattr(module, "STATE_ATTRIBUTES", ()))
+                        label=str(cell), state_attributes=getattr(module, "STATE_ATTRIBUTES", ()),
+                        extra_plugins=judging)
     strategy = result.pop("strategy")
     record = {"method": cell.method, "seed": cell.seed, "scenario": cell.scenario, **result,
               "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,
@@ -104,6 +120,9 @@ def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, c
               "device": provenance.device_name(device), "preset": args.preset, "settings": settings}
     if cell.method == "ctrl":
         record["classifier_protocol"] = strategy.classifier_protocol
+    if judging and judging[0].last is not None:
+        record["replay_accuracy"] = judging[0].last["mean"]
+        record["replay_accuracy_per_class"] = judging[0].last["per_class"]
     return record
 
 

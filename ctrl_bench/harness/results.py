@@ -58,8 +58,9 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
                      "memory_budget": group[0].get("memory_budget", ""), "oracle": group[0].get("oracle")}
             for name in SUMMARY_FIELDS:
                 entry[name] = _stat([r[name] for r in group])
-            floats = [r.get("memory_floats") for r in group]
-            entry["memory_floats"] = None if None in floats else _stat(floats)
+            for name in ("memory_floats", "replay_accuracy"):  # None when a record lacks the field
+                values = [r.get(name) for r in group]
+                entry[name] = None if None in values else _stat(values)
             summary.setdefault(scenario, {})[method if rank == 0 else f"{method} @{gid}"] = entry
     return summary
 
@@ -111,13 +112,15 @@ def paper_table(summary: dict) -> list[str]:
 
 def details_table(summary: dict) -> list[str]:
     lines = ["| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory | Memory (floats) | "
-             "Source (seeds) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Replay accuracy (judge) | Source (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s, rows in summary.items():
         for label, entry in rows.items():
             lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
                          f"{_pm(entry['bwt'])} | {_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
-                         f"{_floats(entry['memory_floats'])} | {_sources(entry)} |")
+                         f"{_floats(entry['memory_floats'])} | "
+                         f"{'–' if entry.get('replay_accuracy') is None else _pm(entry['replay_accuracy'])} | "
+                         f"{_sources(entry)} |")
     return lines
 
 
@@ -175,7 +178,7 @@ def console_summary(runs: list[dict], summary: dict, notes: list[str] = ()) -> s
                       *[f"- {note}" for note in notes]]) + "\n"
 
 
-CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_floats", "memory_budget", "oracle", "device",
+CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_floats", "replay_accuracy", "memory_budget", "oracle", "device",
               "preset", "torch_threads", "class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix",
               "source", "git_commit", "code_version", "data_sha256", "finished_at", "command")
 

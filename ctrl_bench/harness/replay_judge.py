@@ -1,0 +1,64 @@
+"""The replay judge in the harness: one :class:`~ctrl_bench.judge.JudgeNet` per data set, trained on
+its whole training set, cached under ``--out/judges/``, and an Avalanche plugin that scores what a
+generative memory decodes after every experience (``replay/accuracy`` in TensorBoard)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.evaluation.metric_results import MetricValue
+
+from ..judge import JudgeNet, judge_accuracy, replay_accuracy, train_judge
+from .checkpoint import atomic_write_bytes
+
+IMAGES_PER_CLASS = 100  # decoded prototypes judged per class
+
+
+def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
+    """The judge of ``data`` (a :class:`scenarios.ScenarioData`): loaded from ``cache_path`` when it is
+    there, else trained on the whole training set (seed 0, on the CPU, so it is the same on any
+    machine), reported with its test accuracy and saved."""
+    from scenarios.registry import to_dataset
+
+    x_train, y_train, x_test, y_test = data.arrays
+    train = to_dataset(x_train, y_train)
+    judge = JudgeNet(train.tensors[0].shape[1], data.n_classes)
+    if os.path.exists(cache_path):
+        judge.load_state_dict(torch.load(cache_path, weights_only=True))
+        return judge.to(device).eval()
+    print(f"training the replay judge for {data.name} (once; cached in {cache_path})", flush=True)
+    judge = train_judge(*train.tensors, n_classes=data.n_classes)
+    accuracy = judge_accuracy(judge, *to_dataset(x_test, y_test).tensors)
+    print(f"replay judge: accuracy {accuracy:.3f} on the real test set", flush=True)
+    buffer = io.BytesIO()
+    torch.save(judge.state_dict(), buffer)
+    atomic_write_bytes(cache_path, buffer.getvalue())
+    return judge.to(device).eval()
+
+
+class ReplayJudgePlugin(SupervisedPlugin):
+    """After every experience of a strategy with ``decode_memory(per_class)`` (i-CTRL), the fraction
+    of decoded prototypes of each class that the judge calls that class: published as
+    ``replay/accuracy`` (mean over classes) and ``replay/accuracy/class_<c>``; the latest values
+    are in ``last``."""
+
+    def __init__(self, judge: torch.nn.Module, per_class: int = IMAGES_PER_CLASS):
+        super().__init__()
+        self.judge, self.per_class = judge, per_class
+        self.last: dict | None = None
+
+    def after_training_exp(self, strategy, **kwargs):
+        if not hasattr(strategy, "decode_memory"):
+            return
+        images, labels = strategy.decode_memory(self.per_class)
+        per_class = replay_accuracy(self.judge, images, labels)
+        mean = sum(per_class.values()) / len(per_class)
+        self.last = {"mean": mean, "per_class": {str(c): v for c, v in per_class.items()}}
+        x = strategy.clock.train_exp_counter
+        if strategy.evaluator is not None:
+            strategy.evaluator.publish_metric_value(MetricValue(strategy, "replay/accuracy", mean, x))
+            for c, value in per_class.items():
+                strategy.evaluator.publish_metric_value(MetricValue(strategy, f"replay/accuracy/class_{c}", value, x))
