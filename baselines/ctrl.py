@@ -2,17 +2,30 @@
 feature statistics. The encoder / decoder pair is ``--backbone`` (conv or crate) at ``--size``."""
 
 from ctrl_bench import build_autoencoder
-from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS, ICTRL
+from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS, ICTRL, RETENTION
 
 # Game and memory options a preset or the command line may set (ctx.options["ctrl"]).
 GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "alternate",
-                "n_directions", "n_prototypes", "replay_per_class", "review", "classifier", "n_components")
+                "first_epochs", "n_directions", "n_prototypes", "replay_per_class", "review", "classifier",
+                "n_components", *RETENTION)
+
+DECODES_MEMORY = True  # the harness scores its decoded memory with the replay judge
+
+# Set with --option ctrl.NAME=VALUE; they override the preset (ctx.options["ctrl"]).
+OPTIONS = {
+    **RETENTION,
+    "first_epochs": "epochs of the game on the first experience (default: as every experience)",
+    "replay_per_class": "memory prototypes (anchors) per old class in each step",
+    "n_components": "principal directions per class the nearest-subspace classifier uses",
+    "n_directions": "principal directions stored per class in the memory",
+}
 
 
 def build(ctx):
     if ctx.backbone not in ("conv", "crate"):
         raise ValueError(f"ctrl needs an autoencoder backbone: conv or crate, not {ctx.backbone!r}")
     options = dict(ctx.options.get("ctrl", {}))
+    options.update({name: ctx.options[name] for name in OPTIONS if name in ctx.options})
     init = options.pop("init", "default")
     if ctx.backbone != "conv":
         init = "default"  # the DCGAN initialisation belongs to the conv pair

@@ -30,6 +30,39 @@ CLASSIFIER_PROTOCOLS = {
 }
 
 
+def anchor_drift(Z_anchor: Tensor, Z_target: Tensor) -> Tensor:
+    """How far f has moved the fixed anchor images of old classes: mean_i (1 − ⟨f(x_i), t_i⟩), with
+    t_i = f_prev(x_i) their features under the encoder that started the experience (unit vectors)."""
+    return (1 - (Z_anchor.float() * Z_target.float()).sum(1)).mean()
+
+
+def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
+    """Mean squared pixel error ‖g(z) − x‖² / (C·H·W), averaged over the batch (images in [−1, 1])."""
+    return (X_hat.float() - X.float()).pow(2).mean()
+
+
+def _per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
+    """Indices of ``per_class`` random entries of every class in ``y`` (with replacement if short)."""
+    picks = []
+    for c in torch.unique(y):
+        members = (y == c).nonzero().squeeze(1)
+        picks.append(members[torch.randint(len(members), (per_class,), device=members.device)])
+    return torch.cat(picks).to(device)
+
+
+# The paper's game settings (Tong et al. 2023, MNIST; the CIFAR-10 differences are in the presets).
+# Every departure the defaults of ICTRL make from them is one named option, listed in RETENTION.
+PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_components=15, replay_per_class=None,
+                 encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0)
+RETENTION = {
+    "encoder_discriminates": "False: the encoder no longer maximises λ Σ_new ΔR(Z_j, Ẑ_j) (only the decoder "
+                             "minimises it), so f stops learning to tell real images from their decodings",
+    "anchors_per_class": "old-class images decoded once per experience from memory and held fixed",
+    "anchor_weight": "weight of the cosine drift of the anchors' features from their start-of-experience features",
+    "pixel_weight": "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors (vs themselves)",
+}
+
+
 class ICTRL(SupervisedTemplate):
     """Incremental closed-loop transcription.
 
@@ -40,21 +73,30 @@ class ICTRL(SupervisedTemplate):
     maximising ΔR(Z) alone, then one step of both players, as the reference CIFAR-10 code),
     ``alternate`` (True, the reference code: the encoder steps, then the decoder steps against the
     updated encoder from a fresh forward; False: both players step on the gradients of one forward,
-    one gradient-free decoder pass cheaper, with the decoder answering the encoder of the step before).
+    one gradient-free decoder pass cheaper, with the decoder answering the encoder of the step before),
+    ``first_epochs`` (epochs of the first experience; default ``train_epochs``).
     Memory options: ``n_directions`` (r), ``n_prototypes`` (per class), ``replay_per_class``
-    (prototypes per old class in each step; default: as many as a new class has in the batch),
+    (prototypes per old class in each step; None: as many as a new class has in the batch),
     ``review`` (refresh old classes' statistics through f∘g after each experience).
+    Retention options (not in the paper; ``RETENTION`` says what each changes, ``PUBLISHED`` holds
+    the paper's values): ``encoder_discriminates``, ``anchors_per_class``, ``anchor_weight``,
+    ``pixel_weight``.
     Classifier: ``classifier`` ("memory" or "paper", see ``CLASSIFIER_PROTOCOLS``), ``n_components``.
+
+    The defaults are the settings that keep every class on the MNIST subset with a tiny CRATE pair
+    (README, ablation); ``ICTRL(**PUBLISHED, ...)`` plays the paper's game.
     """
 
     def __init__(
-        self, *, encoder: nn.Module, decoder: nn.Module, train_epochs: int = 1, train_mb_size: int = 512,
+        self, *, encoder: nn.Module, decoder: nn.Module, train_epochs: int = 30, train_mb_size: int = 256,
         eval_mb_size: int = 1024, device="cpu", evaluator=default_evaluator, plugins=None, eval_every: int = -1,
-        eps2: float = 1.0, lr: float = 1e-4, betas=(0.5, 0.999), new_weight: float = 10.0,
+        eps2: float = 1.0, lr: float = 1e-3, betas=(0.5, 0.999), new_weight: float = 1.0,
         constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1,
-        alternate: bool = True, n_directions: int = 12, n_prototypes: int = 360,
-        replay_per_class: int | None = None, review: bool = False, classifier: str = "memory", n_components: int = 15,
-        mixed_precision: bool | None = None, num_classes: int | None = None, images_per_class: int = 8,
+        alternate: bool = False, first_epochs: int | None = None, n_directions: int = 12, n_prototypes: int = 360,
+        replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 12,
+        encoder_discriminates: bool = False, anchors_per_class: int = 128, anchor_weight: float = 1000.0,
+        pixel_weight: float = 100.0, mixed_precision: bool | None = None, num_classes: int | None = None,
+        images_per_class: int = 8,
     ):
         if constraint not in CONSTRAINT_MODES:
             raise ValueError(f"unknown constraint mode {constraint!r}; choose one of {', '.join(CONSTRAINT_MODES)}")
@@ -64,6 +106,10 @@ class ICTRL(SupervisedTemplate):
         for name, value in (("n_directions", n_directions), ("n_components", n_components)):
             if feature_dim is not None and value > feature_dim:
                 raise ValueError(f"{name}={value} is larger than the feature dimension {feature_dim}")
+        for name, value in (("anchors_per_class", anchors_per_class), ("anchor_weight", anchor_weight),
+                            ("pixel_weight", pixel_weight)):
+            if value < 0:
+                raise ValueError(f"{name} must be ≥ 0 (0 turns it off), got {value}")
         if encoder_steps < 1:
             raise ValueError(f"encoder_steps must be at least 1, got {encoder_steps}")
         if eps2 <= 0:
@@ -79,6 +125,10 @@ class ICTRL(SupervisedTemplate):
         self.multiplier, self.rho = gamma, (rho if constraint == "augmented_lagrangian" else 0.0)
         self.encoder_steps, self.replay_per_class, self.review = encoder_steps, replay_per_class, review
         self.alternate = alternate
+        self.epochs, self.first_epochs = train_epochs, first_epochs
+        self.encoder_discriminates = encoder_discriminates
+        self.anchors_per_class, self.anchor_weight, self.pixel_weight = anchors_per_class, anchor_weight, pixel_weight
+        self._anchors: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (X_M, Z_M, y_M, f_prev(X_M))
         self.classifier_protocol, self.n_components = classifier, n_components
         self.mixed_precision = (torch.device(device).type == "cuda") if mixed_precision is None else mixed_precision
         self.num_classes = num_classes or 0
@@ -114,7 +164,27 @@ class ICTRL(SupervisedTemplate):
         self._new_mask = self._class_mask(classes)
         self._old_mask = self._class_mask(old)
         self._n_new_classes = len(classes)
+        first = not len(self.memory)
+        self.train_epochs = self.first_epochs if (first and self.first_epochs) else self.epochs
+        self._anchors = self._decode_anchors() if (self.anchors_per_class and self._old_mask.any()) else None
+        self._anchor_pick = None
         super()._before_training_exp(**kwargs)
+
+    @torch.no_grad()
+    def _decode_anchors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Old-class images X_M = g(Z_M) decoded once, at the start of the experience, from memory
+        prototypes Z_M and held fixed during it (the reference code's anchors), with their features
+        under the encoder as it starts the experience: (X_M, Z_M, y_M, f_prev(X_M))."""
+        was_training = self.model.training
+        self.model.eval()
+        Z, y = self.memory.sample(self.anchors_per_class)
+        keep = self._old_mask[y]
+        Z, y = Z[keep], y[keep]
+        with self._autocast():
+            X = torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
+            T = torch.cat([self.encoder(chunk).float() for chunk in X.split(self.eval_mb_size)])
+        self.model.train(was_training)
+        return X, Z, y, T
 
     def _class_mask(self, classes) -> Tensor:
         mask = torch.zeros(self.num_classes, dtype=torch.bool, device=self.device)
@@ -159,50 +229,76 @@ class ICTRL(SupervisedTemplate):
         self.optimizer.zero_grad(set_to_none=True)
 
     def _game_forward(self, decoder_grad: bool = True, record: bool = True) -> tuple[Tensor, Tensor]:
-        """X̂ = g([f(X_new); Z_old]), then one f call over [X_new; X̂]: real, decoded and memory samples
-        share the encoder's batch statistics, so g must match real images, not just their per-batch
-        normalisation. The codes g decodes come from a gradient-free pass, so f's gradient of the
-        encoder loss is the one with X̂ held fixed, while g's gradient of the decoder loss flows
+        """X̂ = g([f(X_new); Z_old]), then one f call over [X_new; X̂; X_M]: real, decoded and anchor
+        samples share the encoder's batch statistics, so g must match real images, not just their
+        per-batch normalisation. The codes g decodes come from a gradient-free pass, so f's gradient of
+        the encoder loss is the one with X̂ held fixed, while g's gradient of the decoder loss flows
         through f(X̂). Returns (encoder loss, decoder loss); ``decoder_grad=False`` decodes without
-        gradient (the encoder's own move), ``record`` sets the step's output and loss and adds the terms to the epoch's scalars.
+        gradient (the encoder's own move), ``record`` sets the step's output and loss and adds the
+        terms to the epoch's scalars.
         """
         X, y = self.mb_x, self.mb_y
-        codes, labels = self._codes_to_decode(X, y)
+        codes, labels, anchor_images = self._codes_to_decode(X, y)
+        n, n_codes = len(X), len(codes)
         with self._autocast():
             with torch.set_grad_enabled(decoder_grad):
                 X_hat = self.decoder(codes)
-            features = self.encoder(torch.cat([X, X_hat.to(X.dtype)]))
-        Z_new, Z_hat = features[:len(X)], features[len(X):]
-        Z = torch.cat([Z_new, codes[len(X):]])  # memory prototypes are constants
+            hold_anchors = anchor_images is not None and bool(self.anchor_weight)
+            inputs = [X, X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
+            features = self.encoder(torch.cat(inputs))
+        Z_new, Z_hat, Z_anchor = features[:n], features[n:n + n_codes], features[n + n_codes:]
+        Z_old = codes[n:]  # memory prototypes are constants
+        Z = torch.cat([Z_new, Z_old])
         terms = game_terms(Z, Z_hat, labels, self.num_classes, self.eps2)
         shared = shared_objective(terms, self._new_mask, self.new_weight)
         violation = terms.pairwise_sum(self._old_mask)
         penalty = constraint_penalty(violation, self.multiplier, self.rho)
+        encoder_loss, decoder_loss = penalty - shared, shared + penalty
+        if not self.encoder_discriminates:
+            # Maximising Σ_new ΔR(Z_j, Ẑ_j) turns f into a real-vs-decoded discriminator: features of
+            # real old-class images then leave the subspaces their decodings are held to.
+            encoder_loss = encoder_loss + self.new_weight * terms.pairwise_sum(self._new_mask)
+        drift = pixel = None
+        if hold_anchors:
+            drift = anchor_drift(Z_anchor, self._anchors[3][self._anchor_pick])
+            encoder_loss = encoder_loss + self.anchor_weight * drift
+        if self.pixel_weight and decoder_grad:
+            targets = X if anchor_images is None else torch.cat([X, anchor_images])
+            pixel = pixel_reconstruction_error(X_hat, targets)
+            decoder_loss = decoder_loss + self.pixel_weight * pixel
         if not record:
-            return penalty - shared, shared + penalty
+            return encoder_loss, decoder_loss
         self.mb_output = self.classifier.scores(Z_new.detach(), self.num_classes)
-        self.loss = (penalty - shared).detach()
+        self.loss = encoder_loss.detach()
         for name, value in (("rate_reduction_z", terms.rate_reduction_z),
                             ("rate_reduction_zhat", terms.rate_reduction_zhat),
                             ("pairwise_new", terms.pairwise_sum(self._new_mask)),
-                            ("constraint_old", violation), ("objective", shared)):
-            self._epoch_sums[name] = self._epoch_sums[name] + value.detach()
+                            ("constraint_old", violation), ("objective", shared),
+                            ("anchor_drift", drift), ("pixel_error", pixel)):
+            if value is not None:
+                self._epoch_sums[name] = self._epoch_sums[name] + value.detach()
         self._epoch_sums["steps"] = self._epoch_sums["steps"] + 1
-        return penalty - shared, shared + penalty
+        return encoder_loss, decoder_loss
 
     @torch.no_grad()
-    def _codes_to_decode(self, X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """[f(X_new); Z_old] without gradient, and their labels; Z_old are fresh memory prototypes
-        of the old classes, as many per class as a new class has in the batch (or replay_per_class)."""
+    def _codes_to_decode(self, X: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """[f(X_new); Z_old] without gradient, their labels, and the anchor images X_M paired with
+        Z_old (None without anchors). Z_old holds as many codes per old class as a new class has in the
+        batch (or replay_per_class): drawn from the fixed anchors when there are any, else fresh
+        prototypes from the memory."""
         with self._autocast():
             codes = self.encoder(X).float()
-        labels = y
-        if len(self.memory) and self._old_mask.any():
-            per_class = self.replay_per_class or math.ceil(len(y) / self._n_new_classes)
-            Z_old, y_old = self.memory.sample(per_class)
-            keep = self._old_mask[y_old]
-            codes, labels = torch.cat([codes, Z_old[keep]]), torch.cat([y, y_old[keep]])
-        return codes, labels
+        if not (len(self.memory) and self._old_mask.any()):
+            return codes, y, None
+        per_class = self.replay_per_class or math.ceil(len(y) / self._n_new_classes)
+        if self._anchors is not None:
+            X_M, Z_M, y_M, _ = self._anchors
+            pick = _per_class_choice(y_M, per_class, X.device)
+            self._anchor_pick = pick
+            return torch.cat([codes, Z_M[pick]]), torch.cat([y, y_M[pick]]), X_M[pick]
+        Z_old, y_old = self.memory.sample(per_class)
+        keep = self._old_mask[y_old]
+        return torch.cat([codes, Z_old[keep]]), torch.cat([y, y_old[keep]]), None
 
     def _assign_gradients(self, encoder_loss: Tensor, decoder_loss: Tensor) -> None:
         """Encoder: ∇_f of (−S + C); decoder: ∇_g of (S + C). A ``None`` loss leaves that player alone."""
@@ -309,27 +405,39 @@ class ICTRL(SupervisedTemplate):
             self.evaluator.publish_metric_value(MetricValue(self, name, value, x))
 
     @torch.no_grad()
+    def decode_memory(self, per_class: int) -> tuple[Tensor, Tensor]:
+        """What the memory replays: g(z) for ``per_class`` fresh prototypes z of every stored class,
+        in eval mode; returns (images, labels)."""
+        was_training = self.model.training
+        self.model.eval()
+        Z, y = self.memory.sample(per_class)
+        with self._autocast():
+            images = torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
+        self.model.train(was_training)
+        return images, y
+
+    @torch.no_grad()
     def _publish_experience_summary(self) -> None:
         x = self.clock.train_exp_counter
         self._publish("memory/floats", self.memory.size_in_floats(), x)
         self._publish("memory/classes", len(self.memory), x)
         if self.evaluator is None:
             return
+        m = self.images_per_class
+        replay, labels = self.decode_memory(m)
+        for c in self.memory.classes:
+            self._publish(f"replay/class_{c}", TensorImage(visuals.image_grid(replay[labels == c], nrow=m)), x)
+        self._publish("replay/all_classes", TensorImage(visuals.replay_grid(replay, labels)), x)
+        dataset = self.experience.dataset.eval()
+        targets = torch.as_tensor(list(dataset.targets))
+        picked = torch.cat([(targets == c).nonzero().squeeze(1)[:m] for c in torch.unique(targets)])
+        X_real = torch.stack([dataset[int(i)][0] for i in picked]).to(self.device)
         was_training = self.model.training
         self.model.eval()
-        m = self.images_per_class
-        Z_old, y_old = self.memory.sample(m)
         with self._autocast():
-            replay = self.decoder(Z_old).float()
-        for i, c in enumerate(self.memory.classes):
-            self._publish(f"replay/class_{c}", TensorImage(visuals.image_grid(replay[i * m:(i + 1) * m], nrow=m)), x)
-        self._publish("replay/all_classes", TensorImage(visuals.image_grid(replay, nrow=m)), x)
-        X_real = torch.stack([self.experience.dataset.eval()[i][0] for i in range(min(16, len(self.experience.dataset)))])
-        X_real = X_real.to(self.device)
-        with self._autocast():
-            Z_real = self.encoder(X_real)
-            recon = self.decoder(Z_real).float()
-        self._publish("reconstruction/current_classes", TensorImage(visuals.reconstruction_grid(X_real, recon)), x)
+            recon = self.decoder(self.encoder(X_real)).float()
+        self.model.train(was_training)
+        self._publish("reconstruction/current_classes",
+                      TensorImage(visuals.reconstruction_grid(X_real, recon, targets[picked])), x)
         Z_heat, y_heat = self.memory.sample(32)
         self._publish("features/abs_ZZt_replay", TensorImage(visuals.similarity_heatmap(Z_heat, y_heat)), x)
-        self.model.train(was_training)
