@@ -25,6 +25,7 @@ EXAMPLE = """examples:
   python run_bench.py --scenario npz:../shared/data/mnist-5k.npz --methods ctrl lwf icarl --seeds 0 1 2
   python run_bench.py --scenario split_cifar10 --n-experiences 10 --preset paper --device cuda
   python run_bench.py --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
+  python run_bench.py --seeds 0 1 2 --workers 2 --cpus-per-cell 1   # 2 cells at once on Ray (pip install -e ".[ray]")
   tensorboard --logdir runs/tensorboard                 # replay grids under IMAGES: replay/class_<c>
 """
 

@@ -38,9 +38,10 @@ def requested(args) -> bool:
 
 
 def resolve_threads(args, default: int) -> None:
-    """Set ``args.threads`` (None when --threads was not given) and, for a grid run,
-    ``args.cpus_per_cell``: a cell runs int(CPUs per cell) threads, at least 1; without
-    --cpus-per-cell a cell gets --threads CPUs, or 1. ValueError for flags that disagree."""
+    """Fill in ``args.threads`` (None when --threads was not given: ``default``) and, for a grid
+    run, ``args.cpus_per_cell``: a cell runs int(CPUs per cell) threads, at least 1, which is then
+    its ``--threads``; without --cpus-per-cell a cell gets --threads CPUs, or 1. ValueError for
+    flags that disagree or need a grid."""
     if not requested(args):
         for flag in ("cpus_per_cell", "gpus_per_cell"):
             if getattr(args, flag) is not None:
@@ -94,7 +95,8 @@ def run_cell(args, config: dict, device, data, cell, out_dir: str, checkpoint: s
     for what, value in found.items():
         if value != expect[what]:  # both are part of the reuse key the driver gave this cell
             raise RuntimeError(f"this worker's {what} ({value}) is not the driver's ({expect[what]}): every node "
-                               f"needs the driver's checkout of ctrl-bench and its kind of device")
+                               "needs the driver's checkout of ctrl-bench, unedited while the grid runs, and its "
+                               "kind of device")
     scenario = make_scenario(data, cell.seed, args.class_order)
     record = _run(args, config, device, scenario, cell, RecordStore(out_dir), checkpoint, settings)
     if device.type == "cuda":
@@ -166,8 +168,8 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
                 show(advance=1)
     except KeyboardInterrupt:
         bar.close()
-        stopped = _stop(list(running), ray)
-        raise BenchInterrupted(_interrupted(args, bench, [running[ref] for ref in stopped])) from None
+        _stop(list(running), ray)
+        raise BenchInterrupted(_interrupted(args, bench, list(running.values()))) from None
     finally:
         bar.close()
         if not initialised:
@@ -241,16 +243,14 @@ def _failure(cell, err: Exception) -> dict:
     and the whole report (with the worker's traceback)."""
     from ray.exceptions import RayTaskError
 
-    cause = err.cause if isinstance(err, RayTaskError) and getattr(err, "cause", None) is not None else err
+    cause = err.cause if isinstance(err, RayTaskError) and err.cause is not None else err
     lines = str(cause).strip().splitlines()
     name = type(cause).__name__
-    if isinstance(cause, RayTaskError):  # an exception Ray could not rebuild here
-        name = cause.cause_cls.__name__ if hasattr(cause, "cause_cls") else name
     return {"scenario": cell.scenario, "method": cell.method, "seed": cell.seed,
-            "error": f"{name}: {lines[0] if lines else ''}".rstrip(": "), "traceback": str(err)}
+            "error": f"{name}: {lines[0]}" if lines else name, "traceback": str(err)}
 
 
-def _stop(refs: list, ray) -> list:
+def _stop(refs: list, ray) -> None:
     """Cancel the running cells (their workers are killed: checkpoints are written atomically, so the
     last finished experience is on disk) and wait until Ray says they stopped."""
     for ref in refs:
@@ -259,7 +259,6 @@ def _stop(refs: list, ray) -> list:
     remaining = list(refs)
     while remaining and time.monotonic() < deadline:
         _, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=1.0)
-    return refs
 
 
 def _interrupted(args, bench, stopped: list) -> str:
