@@ -25,6 +25,7 @@ EXAMPLE = """examples:
   python run_bench.py --scenario npz:../shared/data/mnist-5k.npz --methods ctrl lwf icarl --seeds 0 1 2
   python run_bench.py --scenario split_cifar10 --n-experiences 10 --preset paper --device cuda
   python run_bench.py --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
+  python run_bench.py --seeds 0 1 2 --workers 2 --cpus-per-cell 1   # 2 cells at once on Ray (pip install -e ".[ray]")
   tensorboard --logdir runs/tensorboard                 # replay grids under IMAGES: replay/class_<c>
 """
 
@@ -60,6 +61,7 @@ def parse_args(argv=None):
     import torch
 
     from baselines import method_names
+    from ctrl_bench.harness import grid
     from ctrl_bench.harness.presets import preset_names
     from ctrl_bench.harness.records import REUSE_POLICIES
     from scenarios import scenario_names
@@ -78,9 +80,9 @@ def parse_args(argv=None):
                    help="fixed class order (a permutation of 0..K-1) instead of the seed's")
     p.add_argument("--preset", default="quick", help=f"one of: {', '.join(preset_names())} (default: quick)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: auto)")
-    p.add_argument("--threads", type=positive_int, default=torch.get_num_threads(), metavar="N",
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads; part of a run's settings, since the count changes CPU numbers "
-                        f"(default: torch's current count, here {torch.get_num_threads()})")
+                        f"(default: torch's current count, here {torch.get_num_threads()}; on Ray: int(--cpus-per-cell))")
     p.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="a method's own setting (repeatable; listed below), e.g. pass.rotation=false")
     p.add_argument("--out", default="runs", help="output folder (default: runs/)")
@@ -120,7 +122,23 @@ def parse_args(argv=None):
     c.add_argument("--ctrl-init", choices=["default", "dcgan"],
                    help="initialisation of ctrl's conv pair: PyTorch's (quick) or DCGAN N(0, 0.02) (reference; paper); "
                         "CRATE always uses PyTorch's")
-    return p.parse_args(argv)
+    r = p.add_argument_group(f"the grid on Ray: cells (scenario, method, seed) in parallel ({grid.INSTALL})")
+    r.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run up to N cells at once on this machine, through a local Ray instance the run starts and "
+                        "stops (with --ray-address: at most N at once on the cluster)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="run the cells on an existing Ray cluster: its address, or auto (the one `ray start --head` "
+                        "started here)")
+    r.add_argument("--cpus-per-cell", type=positive_float, metavar="C",
+                   help="CPUs Ray gives a cell; it runs int(C) torch threads, at least 1 (default: --threads, or 1)")
+    r.add_argument("--gpus-per-cell", type=non_negative, metavar="G",
+                   help="GPUs a cell gets; fractions share one, e.g. 0.25 (default: 1 on CUDA, else 0)")
+    args = p.parse_args(argv)
+    try:
+        grid.resolve_threads(args, default=torch.get_num_threads())
+    except ValueError as err:
+        p.error(str(err))
+    return args
 
 
 def method_options_help() -> str:
@@ -177,6 +195,7 @@ def _main(args, command: str) -> int:
     from baselines import get_method
     from baselines._backbones import BACKBONES
     from ctrl_bench.device import resolve_device
+    from ctrl_bench.harness import grid
     from ctrl_bench.harness.presets import resolve_preset
     from scenarios import registry
 
@@ -207,6 +226,8 @@ def _main(args, command: str) -> int:
             raise ValueError("--scenario must not repeat a value")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise ValueError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+        if grid.requested(args):
+            grid.check(args, device)
     except ValueError as err:
         fail(str(err))
 
@@ -221,13 +242,21 @@ def _main(args, command: str) -> int:
         fail(str(err), code=1)
 
     from ctrl_bench.harness.bench import run_all
+    failed = []
     try:
-        summary = run_all(args, configs, device, datasets, command, options)
-    except NonFiniteRateError as err:  # a NaN in a loss: say it plainly
+        if grid.requested(args):  # the same cells on Ray; a failed cell is reported and the others go on
+            summary, failed = grid.run_grid(args, configs, device, datasets, command, options)
+        else:
+            summary = run_all(args, configs, device, datasets, command, options)
+    except (NonFiniteRateError, grid.GridUnavailable) as err:  # a NaN in a loss, or no Ray: say it plainly
         fail(str(err), code=1)
     print(summary)
     print(f"results written to {os.path.abspath(args.out)}/results.{{json,csv,md}}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'tensorboard')}")
+    if failed:
+        print(f"error: {len(failed)} of {len(args.scenario) * len(args.methods) * len(args.seeds)} runs failed "
+              "(listed above and in results.md); rerun the same command to run them again", file=sys.stderr)
+        return 1
     return 0
 
 

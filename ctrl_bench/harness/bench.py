@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -32,65 +33,108 @@ def run_settings(args, config: dict, n_experiences: int, device: torch.device, m
     return settings
 
 
+class Bench:
+    """What the cells of one command share (provenance, the record store, data hashes, code
+    versions), and the steps around running one cell: whether to run it (:meth:`plan`, which says
+    so on the console) and its record once it ran (:meth:`finish`). :func:`run_all` runs the cells
+    one after another; :func:`ctrl_bench.harness.grid.run_grid` on Ray."""
+
+    def __init__(self, args, configs: dict, device: torch.device, datasets: dict, command: str,
+                 options: dict | None = None):
+        from run_bench import scenario_label
+
+        self.args, self.configs, self.device, self.datasets = args, configs, device, datasets
+        self.options = options or {}
+        self.env = provenance.environment(device, command)
+        self.store = RecordStore(args.out)
+        self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
+        self.cells = [(name, Cell(scenario_label(name, args.n_experiences), method, seed))
+                      for name in args.scenario for seed in args.seeds for method in args.methods]
+        self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
+        self.code_versions = {method: provenance.code_version(method) for method in args.methods}
+        self._judges: dict[str, torch.nn.Module] = {}
+
+    def plan(self, name: str, cell: Cell) -> CellPlan | None:
+        """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
+        cell's checkpoints of other keys are deleted)."""
+        args, data = self.args, self.datasets[name]
+        settings = run_settings(args, self.configs[name], data.n_experiences, self.device,
+                                self.options.get(cell.method, {}))
+        key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
+        reuse, why = decide(self.store.load(cell), key, args.reuse)
+        if reuse:
+            print(f"{cell}: reused ({why})", flush=True)
+            self.this_command[self.store.record_path(cell)] = "reused"
+            return None
+        checkpoint = self.store.checkpoint_path(cell, key)
+        self.store.drop_checkpoints(cell, keep=None if args.reuse == "never" else checkpoint)
+        resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
+        print(f"{cell}: running ({resuming}{why})", flush=True)
+        return CellPlan(name, cell, settings, key, checkpoint)
+
+    def finish(self, plan: CellPlan, record: dict, torch_threads: int | None = None) -> None:
+        """Save the record of a cell that ran (with its provenance; ``torch_threads``: the count the
+        cell ran with, when another process ran it) and delete its checkpoint."""
+        env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
+        record.update(reuse_key=plan.key, provenance={**env, "data_sha256": self.data_hashes[plan.name],
+                                                      "code_version": self.code_versions[plan.cell.method],
+                                                      "finished_at": provenance.utc_now()})
+        self.store.save(plan.cell, record)
+        if not self.args.keep_checkpoints and os.path.exists(plan.checkpoint):
+            self.store.remove_checkpoint(plan.checkpoint)
+        self.this_command[self.store.record_path(plan.cell)] = "ran"
+
+    def judge(self, name: str, method: str):
+        """The replay judge of scenario ``name`` for a method that decodes its memory
+        (``DECODES_MEMORY`` in its module), else None; trained once, cached under --out/judges."""
+        from baselines import get_method
+
+        if not getattr(get_method(method), "DECODES_MEMORY", False):
+            return None
+        if name not in self._judges:
+            cache = os.path.join(self.args.out, "judges", f"{self.data_hashes[name][:16]}.pt")
+            self._judges[name] = load_or_train_judge(cache, self.datasets[name], self.device)
+        return self._judges[name]
+
+    def write(self, figures: bool = False, failed: list[dict] | None = None) -> str:
+        return _write(self.args, self.store, self.this_command, self.env, figures=figures, failed=failed)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """A cell to run: its scenario name, settings, reuse key and checkpoint path."""
+    name: str
+    cell: Cell
+    settings: dict
+    key: dict
+    checkpoint: str
+
+
 def run_all(args, configs: dict, device: torch.device, datasets: dict, command: str, options: dict | None = None) -> str:
     """Run or reuse every (scenario, method, seed) of ``args``; write the results files and figures;
     return the console summary. ``datasets``: checked :class:`scenarios.ScenarioData` by scenario
     name; ``options``: each method's own ``--option`` values, by method."""
-    from run_bench import scenario_label
+    bench = Bench(args, configs, device, datasets, command, options)
 
-    env = provenance.environment(device, command)
-    options = options or {}
-    store = RecordStore(args.out)
-    this_command: dict[str, str] = {}  # record path → "ran" | "reused"
-    cells = [(name, Cell(scenario_label(name, args.n_experiences), method, seed))
-             for name in args.scenario for seed in args.seeds for method in args.methods]
-    data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
-    code_versions = {method: provenance.code_version(method) for method in args.methods}
     @functools.lru_cache(maxsize=1)  # the runs of one (scenario, seed) come one after another
     def scenario_for(name: str, seed: int):
         return make_scenario(datasets[name], seed, args.class_order)
 
-    judges: dict[str, object] = {}
-
-    def judge_for(name: str):
-        if name not in judges:
-            cache = os.path.join(args.out, "judges", f"{data_hashes[name][:16]}.pt")
-            judges[name] = load_or_train_judge(cache, datasets[name], device)
-        return judges[name]
-
-    from baselines import get_method
-
     running = None
     try:
-        for name, cell in cells:
-            data = datasets[name]
-            settings = run_settings(args, configs[name], data.n_experiences, device, options.get(cell.method, {}))
-            key = reuse_key(settings, data_hashes[name], code_versions[cell.method], env["device"])
-            reuse, why = decide(store.load(cell), key, args.reuse)
-            if reuse:
-                print(f"{cell}: reused ({why})", flush=True)
-                this_command[store.record_path(cell)] = "reused"
+        for name, cell in bench.cells:
+            plan = bench.plan(name, cell)
+            if plan is None:
                 continue
-            checkpoint = store.checkpoint_path(cell, key)
-            store.drop_checkpoints(cell, keep=None if args.reuse == "never" else checkpoint)
-            resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
-            print(f"{cell}: running ({resuming}{why})", flush=True)
             running = cell
-            decodes = getattr(get_method(cell.method), "DECODES_MEMORY", False)
-            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, store, checkpoint,
-                          settings, judge_for(name) if decodes else None)
-            record.update(reuse_key=key, provenance={**env, "data_sha256": data_hashes[name],
-                                                     "code_version": code_versions[cell.method],
-                                                     "finished_at": provenance.utc_now()})
-            store.save(cell, record)
+            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, bench.store,
+                          plan.checkpoint, plan.settings, bench.judge(name, cell.method))
+            bench.finish(plan, record)
             running = None
-            if not args.keep_checkpoints:
-                store.remove_checkpoint(checkpoint)
-            this_command[store.record_path(cell)] = "ran"
-            _write(args, store, this_command, env)
+            bench.write()
     except KeyboardInterrupt as err:
-        raise BenchInterrupted(_interrupted(args, len(this_command), len(cells), running, err)) from None
-    return _write(args, store, this_command, env, figures=True)
+        raise BenchInterrupted(_interrupted(args, len(bench.this_command), len(bench.cells), running, err)) from None
+    return bench.write(figures=True)
 
 
 def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str,
@@ -126,8 +170,10 @@ def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, c
     return record
 
 
-def _write(args, store: RecordStore, this_command: dict[str, str], env: dict, figures: bool = False) -> str:
-    """The results files from every record under --out (and, with ``figures``, the figures)."""
+def _write(args, store: RecordStore, this_command: dict[str, str], env: dict, figures: bool = False,
+           failed: list[dict] | None = None) -> str:
+    """The results files from every record under --out (and, with ``figures``, the figures);
+    ``failed``: the cells of this command that failed (a grid run), each with its error."""
     records, unreadable = store.all_records()
     for path in unreadable:
         print(f"warning: {path} is not a complete record; left out of the results", flush=True)
@@ -139,10 +185,11 @@ def _write(args, store: RecordStore, this_command: dict[str, str], env: dict, fi
               f"device: {env['device']}; torch threads: {env['torch_threads']}",
               "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, class "
               "order, seconds per experience) is in results.json and results.csv"]
-    printed = write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env)
+    printed = write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env, failed=failed)
     if figures:
         written = write_figures(args.out, runs, args.methods)
-        printed += f"figures: {', '.join(written)} (and in TensorBoard under {FIGURES_TB_DIR}/)\n"
+        if written:  # none while no run has a record (every cell of a grid failed)
+            printed += f"figures: {', '.join(written)} (and in TensorBoard under {FIGURES_TB_DIR}/)\n"
     return printed
 
 

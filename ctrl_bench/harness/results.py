@@ -150,11 +150,28 @@ def runs_table(runs: list[dict], summary: dict) -> list[str]:
     return lines
 
 
-def markdown(runs: list[dict], summary: dict, header: list[str], notes: list[str] = ()) -> str:
+def failed_lines(failed: list[dict]) -> list[str]:
+    """The cells of a grid run that failed, for the console (no record: a rerun runs them again)."""
+    if not failed:
+        return []
+    return [f"Failed runs ({len(failed)}; no record written, the same command runs them again):",
+            *[f"  {f['scenario']} {f['method']} seed {f['seed']}: {f['error']}" for f in failed]]
+
+
+def failed_table(failed: list[dict]) -> list[str]:
+    lines = ["| Scenario | Method | Seed | Error |", "|---|---|---|---|"]
+    return lines + [f"| {f['scenario']} | {f['method']} | {f['seed']} | {f['error'].replace('|', '/')} |"
+                    for f in failed]
+
+
+def markdown(runs: list[dict], summary: dict, header: list[str], notes: list[str] = (),
+             failed: list[dict] | None = None) -> str:
     lines = ["# ctrl-bench results", "", *[f"- {line}" for line in header], "",
              "## Last and Avg accuracy (mean ± std over seeds)", "", *paper_table(summary), "",
              "## Details", "", *details_table(summary), "",
              "## Runs", "", *runs_table(runs, summary)]
+    if failed:
+        lines += ["", "## Failed runs (no record; the same command runs them again)", "", *failed_table(failed)]
     if notes:
         lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
@@ -173,9 +190,10 @@ def accuracy_matrices(runs: list[dict]) -> list[str]:
     return lines
 
 
-def console_summary(runs: list[dict], summary: dict, notes: list[str] = ()) -> str:
+def console_summary(runs: list[dict], summary: dict, notes: list[str] = (), failed: list[dict] | None = None) -> str:
+    failures = [*failed_lines(failed), ""] if failed else []
     return "\n".join([*paper_table(summary), "", *details_table(summary), "", *accuracy_matrices(runs), "",
-                      *[f"- {note}" for note in notes]]) + "\n"
+                      *failures, *[f"- {note}" for note in notes]]) + "\n"
 
 
 CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_floats", "replay_accuracy", "memory_budget", "oracle", "device",
@@ -196,13 +214,17 @@ def csv_text(runs: list[dict]) -> str:
 
 
 def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str], notes: list[str] = (),
-                  provenance: dict | None = None) -> str:
+                  provenance: dict | None = None, failed: list[dict] | None = None) -> str:
     """Write the three results files atomically; return the console summary. Each run needs a
-    ``source`` (one of :data:`SOURCES`)."""
+    ``source`` (one of :data:`SOURCES`). ``failed``: the cells of a grid run that failed (scenario,
+    method, seed, error, traceback), listed in results.json (``failed``), results.md and the
+    summary; None (a sequential run) leaves them out."""
     runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r["seed"]))
     summary = summarise(runs, methods)
-    atomic_write_text(f"{out_dir}/results.json",
-                      json.dumps({"provenance": provenance, "runs": runs, "summary": summary}, indent=2))
+    content = {"provenance": provenance, "runs": runs, "summary": summary}
+    if failed is not None:
+        content["failed"] = failed
+    atomic_write_text(f"{out_dir}/results.json", json.dumps(content, indent=2))
     atomic_write_text(f"{out_dir}/results.csv", csv_text(runs))
-    atomic_write_text(f"{out_dir}/results.md", markdown(runs, summary, header, notes))
-    return console_summary(runs, summary, notes)
+    atomic_write_text(f"{out_dir}/results.md", markdown(runs, summary, header, notes, failed))
+    return console_summary(runs, summary, notes, failed)
