@@ -52,7 +52,7 @@ def _per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
 
 # The paper's game settings (Tong et al. 2023, MNIST; the CIFAR-10 differences are in the presets).
 # Every departure the defaults of ICTRL make from them is one named option, listed in RETENTION.
-PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_components=15, replay_per_class=None,
+PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_directions=12, n_components=15, replay_per_class=None,
                  encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0)
 RETENTION = {
     "encoder_discriminates": "False: the encoder no longer maximises λ Σ_new ΔR(Z_j, Ẑ_j) (only the decoder "
@@ -92,8 +92,8 @@ class ICTRL(SupervisedTemplate):
         eval_mb_size: int = 1024, device="cpu", evaluator=default_evaluator, plugins=None, eval_every: int = -1,
         eps2: float = 1.0, lr: float = 1e-3, betas=(0.5, 0.999), new_weight: float = 1.0,
         constraint: str = "penalty", gamma: float = 1.0, rho: float = 1.0, encoder_steps: int = 1,
-        alternate: bool = False, first_epochs: int | None = None, n_directions: int = 12, n_prototypes: int = 360,
-        replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 12,
+        alternate: bool = False, first_epochs: int | None = None, n_directions: int = 16, n_prototypes: int = 360,
+        replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 16,
         encoder_discriminates: bool = False, anchors_per_class: int = 128, anchor_weight: float = 1000.0,
         pixel_weight: float = 100.0, mixed_precision: bool | None = None, num_classes: int | None = None,
         images_per_class: int = 8,

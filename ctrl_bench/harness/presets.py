@@ -17,7 +17,7 @@ from ctrl_bench.strategy import PUBLISHED
 
 # ctrl's game in both presets: ICTRL's defaults, written out so every results file records them.
 WORKING_GAME = {"eps2": 1.0, "lr": 1e-3, "new_weight": 1.0, "gamma": 1.0, "alternate": False,
-                "n_directions": 12, "n_components": 12, "replay_per_class": 64, "encoder_discriminates": False,
+                "n_directions": 16, "n_components": 16, "replay_per_class": 64, "encoder_discriminates": False,
                 "anchors_per_class": 128, "anchor_weight": 1000.0, "pixel_weight": 100.0}
 
 PRESETS = {
