@@ -78,7 +78,10 @@ def parse_args(argv=None):
                    help=f"seeds in 0..{MAX_SEED}; each also fixes the class order (default: 0)")
     p.add_argument("--class-order", nargs="+", type=int, default=None, metavar="CLASS",
                    help="fixed class order (a permutation of 0..K-1) instead of the seed's")
-    p.add_argument("--preset", default="quick", help=f"one of: {', '.join(preset_names())} (default: quick)")
+    p.add_argument("--preset", default="quick",
+                   help=f"one of: {', '.join(preset_names())} (default: quick): quick = minutes per method on a CPU, "
+                        "paper = the published training lengths, for a GPU (with --backbone conv: the reference's "
+                        "DCGAN pair and game)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: auto)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads; part of a run's settings, since the count changes CPU numbers "

@@ -55,11 +55,14 @@ def _per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
 PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_directions=12, n_components=15, replay_per_class=None,
                  encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0)
 RETENTION = {
-    "encoder_discriminates": "False: the encoder no longer maximises λ Σ_new ΔR(Z_j, Ẑ_j) (only the decoder "
-                             "minimises it), so f stops learning to tell real images from their decodings",
-    "anchors_per_class": "old-class images decoded once per experience from memory and held fixed",
-    "anchor_weight": "weight of the cosine drift of the anchors' features from their start-of-experience features",
-    "pixel_weight": "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors (vs themselves)",
+    "encoder_discriminates": "true: the encoder also maximises λ Σ_new ΔR(Z_j, Ẑ_j), learning to tell real images from "
+                             "their decodings (the paper); false (default): only the decoder minimises it",
+    "anchors_per_class": "old-class images decoded from memory at the start of each experience and held fixed "
+                         "(default 128; 0: none, the paper)",
+    "anchor_weight": "weight of the cosine drift of the anchors' features from their start-of-experience features "
+                     "(default 1000; 0: the paper)",
+    "pixel_weight": "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors (vs themselves) "
+                    "(default 100; 0: the paper)",
 }
 
 
