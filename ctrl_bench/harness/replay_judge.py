@@ -25,8 +25,8 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
 
     x_train, y_train, x_test, y_test = data.arrays
     train = to_dataset(x_train, y_train)
-    judge = JudgeNet(train.tensors[0].shape[1], data.n_classes)
     if os.path.exists(cache_path):
+        judge = JudgeNet(train.tensors[0].shape[1], data.n_classes)
         judge.load_state_dict(torch.load(cache_path, weights_only=True))
         return judge.to(device).eval()
     print(f"training the replay judge for {data.name} (once; cached in {cache_path})", flush=True)
