@@ -53,7 +53,8 @@ def _per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
 # The paper's game settings (Tong et al. 2023, MNIST; the CIFAR-10 differences are in the presets).
 # Every departure the defaults of ICTRL make from them is one named option, listed in RETENTION.
 PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_directions=12, n_components=15, replay_per_class=None,
-                 encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0)
+                 encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0,
+                 classifier_noise=0.0)
 RETENTION = {
     "encoder_discriminates": "true: the encoder also maximises λ Σ_new ΔR(Z_j, Ẑ_j), learning to tell real images from "
                              "their decodings (the paper); false (default): only the decoder minimises it",
@@ -63,6 +64,9 @@ RETENTION = {
                      "(default 1000; 0: the paper)",
     "pixel_weight": "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors (vs themselves) "
                     "(default 100; 0: the paper)",
+    "classifier_noise": "s² > 0: classify by each class's probabilistic-PCA likelihood (its stored mean, directions "
+                        "and variances, plus s² in every direction) instead of the distance to its subspace "
+                        "(default 0: nearest subspace, the paper)",
 }
 
 
@@ -83,7 +87,7 @@ class ICTRL(SupervisedTemplate):
     ``review`` (refresh old classes' statistics through f∘g after each experience).
     Retention options (not in the paper; ``RETENTION`` says what each changes, ``PUBLISHED`` holds
     the paper's values): ``encoder_discriminates``, ``anchors_per_class``, ``anchor_weight``,
-    ``pixel_weight``.
+    ``pixel_weight``, ``classifier_noise``.
     Classifier: ``classifier`` ("memory" or "paper", see ``CLASSIFIER_PROTOCOLS``), ``n_components``.
 
     The defaults are the settings that keep every class on the MNIST subset with a tiny CRATE pair
@@ -98,7 +102,7 @@ class ICTRL(SupervisedTemplate):
         alternate: bool = False, first_epochs: int | None = None, n_directions: int = 16, n_prototypes: int = 360,
         replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 16,
         encoder_discriminates: bool = False, anchors_per_class: int = 128, anchor_weight: float = 1000.0,
-        pixel_weight: float = 100.0, mixed_precision: bool | None = None, num_classes: int | None = None,
+        pixel_weight: float = 100.0, classifier_noise: float = 0.0, mixed_precision: bool | None = None, num_classes: int | None = None,
         images_per_class: int = 8,
     ):
         if constraint not in CONSTRAINT_MODES:
@@ -110,7 +114,7 @@ class ICTRL(SupervisedTemplate):
             if feature_dim is not None and value > feature_dim:
                 raise ValueError(f"{name}={value} is larger than the feature dimension {feature_dim}")
         for name, value in (("anchors_per_class", anchors_per_class), ("anchor_weight", anchor_weight),
-                            ("pixel_weight", pixel_weight)):
+                            ("pixel_weight", pixel_weight), ("classifier_noise", classifier_noise)):
             if value < 0:
                 raise ValueError(f"{name} must be ≥ 0 (0 turns it off), got {value}")
         if encoder_steps < 1:
@@ -137,7 +141,7 @@ class ICTRL(SupervisedTemplate):
         self.num_classes = num_classes or 0
         self.images_per_class = images_per_class
         self.memory = FeatureMemory(n_directions, n_prototypes)
-        self.classifier = NearestSubspaceClassifier()
+        self.classifier = NearestSubspaceClassifier(noise=classifier_noise)
         self._seen_train_datasets = []  # kept only for classifier="paper"
         self._epoch_sums: dict[str, Tensor] = defaultdict(float)
         self._epoch_index = 0
@@ -400,7 +404,8 @@ class ICTRL(SupervisedTemplate):
             self.classifier.fit(torch.cat([z for z, _ in feats]), torch.cat([y for _, y in feats]), self.n_components)
         else:
             k = min(self.n_components, self.memory.n_directions)
-            self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k])
+            self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k],
+                                          self.memory.variances[:, :k])
 
     # ------------------------------------------------------------------ TensorBoard
     def _publish(self, name: str, value, x: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -27,31 +29,56 @@ def principal_subspace(Z: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     return mean, directions, padded
 
 
+def ppca_log_likelihood(Z: Tensor, means: Tensor, bases: Tensor, variances: Tensor, noise: float) -> Tensor:
+    """log N(z; μ_c, Σ_c) + d/2 · log 2π for every (sample, class), with the probabilistic-PCA covariance
+    Σ_c = U_cᵀ diag(σ²_c + s²) U_c + s² (I − U_cᵀU_c) of a class's stored statistics:
+    −½ [Σ_i p_i² / (σ²_{c,i} + s²) + ‖(I − U_cᵀU_c)(z − μ_c)‖² / s² + Σ_i log(σ²_{c,i} + s²) + (d − k) log s²],
+    p = U_c (z − μ_c). ``noise`` is s² (a variance, not s). Shapes: Z (B, d), means (K, d), bases (K, k, d),
+    variances (K, k); returns (B, K)."""
+    d, k = Z.shape[1], bases.shape[1]
+    diff = Z.float()[:, None, :] - means.float()[None]
+    projected = torch.einsum("bkd,krd->bkr", diff, bases.float())
+    residual = diff.pow(2).sum(-1) - projected.pow(2).sum(-1)
+    spread = variances.float() + noise
+    log_det = torch.log(spread).sum(-1) + (d - k) * math.log(noise)
+    return -0.5 * ((projected.pow(2) / spread[None]).sum(-1) + residual / noise + log_det[None])
+
+
 class NearestSubspaceClassifier:
     """Each class c is an affine subspace (μ_c, U_c); a feature z goes to argmin_c ‖(I − U_cᵀU_c)(z − μ_c)‖².
+    With ``noise`` s² > 0 and the directions' variances given, it goes to the class of highest
+    probabilistic-PCA likelihood instead (:func:`ppca_log_likelihood`).
 
-    ``scores`` returns −residual² for every class id in ``range(num_classes)`` (higher is
-    better), so Avalanche's accuracy / forgetting / confusion metrics read it as logits.
+    ``scores`` returns −residual² (or the log-likelihood) for every class id in ``range(num_classes)``
+    (higher is better), so Avalanche's accuracy / forgetting / confusion metrics read it as logits.
     """
 
-    def __init__(self):
+    def __init__(self, noise: float = 0.0):
+        if noise < 0:
+            raise ValueError(f"the classifier's noise variance s² must be ≥ 0 (0: nearest subspace), got {noise}")
+        self.noise = noise
         self.labels: Tensor | None = None
         self.means: Tensor | None = None
         self.bases: Tensor | None = None
+        self.variances: Tensor | None = None
 
     @property
     def fitted(self) -> bool:
         return self.labels is not None
 
-    def set_subspaces(self, labels: Tensor, means: Tensor, bases: Tensor) -> None:
-        """labels (K,), means (K, d), bases (K, k, d) with orthonormal (or zero) rows."""
+    def set_subspaces(self, labels: Tensor, means: Tensor, bases: Tensor, variances: Tensor | None = None) -> None:
+        """labels (K,), means (K, d), bases (K, k, d) with orthonormal (or zero) rows, variances (K, k)
+        along them (needed when ``noise`` > 0)."""
+        if self.noise and variances is None:
+            raise ValueError("a classifier with noise s² > 0 needs the variances along the directions")
         self.labels, self.means, self.bases = labels.long(), means.float(), bases.float()
+        self.variances = None if variances is None else variances.float()
 
     def fit(self, Z: Tensor, y: Tensor, n_components: int) -> None:
         """Fit one k-dimensional principal subspace per class present in ``y``."""
         labels = torch.unique(y)
         fits = [principal_subspace(Z[y == c], n_components) for c in labels]
-        self.set_subspaces(labels, torch.stack([m for m, _, _ in fits]), torch.stack([u for _, u, _ in fits]))
+        self.set_subspaces(labels, *(torch.stack(parts) for parts in zip(*fits)))
 
     def residuals(self, Z: Tensor) -> Tensor:
         """‖(I − UᵀU)(z − μ)‖² for every (sample, fitted class): shape (B, K)."""
@@ -62,11 +89,14 @@ class NearestSubspaceClassifier:
     def scores(self, Z: Tensor, num_classes: int) -> Tensor:
         out = torch.full((len(Z), num_classes), UNSEEN_CLASS_SCORE, device=Z.device)
         if self.fitted:
-            out[:, self.labels.to(Z.device)] = -self.residuals(Z)
+            fit = (ppca_log_likelihood(Z, self.means, self.bases, self.variances, self.noise) if self.noise
+                   else -self.residuals(Z))
+            out[:, self.labels.to(Z.device)] = fit
         return out
 
     def state_dict(self) -> dict:
-        return {"labels": self.labels, "means": self.means, "bases": self.bases}
+        return {"labels": self.labels, "means": self.means, "bases": self.bases, "variances": self.variances}
 
     def load_state_dict(self, state: dict) -> None:
         self.labels, self.means, self.bases = state["labels"], state["means"], state["bases"]
+        self.variances = state.get("variances")

@@ -115,6 +115,17 @@ def test_memory_holds_only_feature_statistics(tiny_npz):
     assert Z.shape == (K * 10, d) and torch.allclose(Z.norm(dim=1), torch.ones(K * 10), atol=1e-5)
 
 
+def test_a_noisy_classifier_scores_by_the_stored_statistics_likelihood(tiny_npz):
+    from ctrl_bench.subspace import ppca_log_likelihood
+
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_epochs=1, classifier_noise=0.05)
+    strategy.train(scenario.benchmark.train_stream[0])
+    memory, Z = strategy.memory, strategy.memory.sample(5)[0]
+    expected = ppca_log_likelihood(Z, memory.means, memory.directions, memory.variances, 0.05)
+    assert torch.allclose(strategy.classifier.scores(Z, 4)[:, memory.labels], expected)
+
+
 def test_tensorboard_holds_a_replay_image_per_learned_class(tiny_npz, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -146,6 +157,7 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"n_directions": 64}, "larger than the feature dimension 32"),
     ({"classifier": "knn"}, "memory, paper"),
     ({"encoder_steps": 0}, "at least 1"),
+    ({"classifier_noise": -0.1}, "classifier_noise must be ≥ 0"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
