@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from contextlib import contextmanager
 
 import torch
 from avalanche.evaluation.metric_results import MetricValue, TensorImage
@@ -157,6 +158,21 @@ class ICTRL(SupervisedTemplate):
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
 
+    @contextmanager
+    def _evaluating(self):
+        """Eval mode (and bf16 autocast on CUDA) for the block; the model's previous mode afterwards."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._autocast():
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def _decode(self, Z: Tensor) -> Tensor:
+        """g(Z) in eval-mode chunks of ``eval_mb_size`` (call inside ``_evaluating``)."""
+        return torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
+
     # ------------------------------------------------------------------ Avalanche hooks
     def make_optimizer(self, **kwargs):
         """Two players, two Adam optimisers built in ``__init__``; kept (state included) across
@@ -182,15 +198,12 @@ class ICTRL(SupervisedTemplate):
         """Old-class images X_M = g(Z_M) decoded once, at the start of the experience, from memory
         prototypes Z_M and held fixed during it (the reference code's anchors), with their features
         under the encoder as it starts the experience: (X_M, Z_M, y_M, f_prev(X_M))."""
-        was_training = self.model.training
-        self.model.eval()
         Z, y = self.memory.sample(self.anchors_per_class)
         keep = self._old_mask[y]
         Z, y = Z[keep], y[keep]
-        with self._autocast():
-            X = torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
+        with self._evaluating():
+            X = self._decode(Z)
             T = torch.cat([self.encoder(chunk).float() for chunk in X.split(self.eval_mb_size)])
-        self.model.train(was_training)
         return X, Z, y, T
 
     def _class_mask(self, classes) -> Tensor:
@@ -370,25 +383,20 @@ class ICTRL(SupervisedTemplate):
     @torch.no_grad()
     def features(self, dataset) -> tuple[Tensor, Tensor]:
         """f(X) and labels of a whole dataset, in eval mode."""
-        was_training = self.model.training
-        self.model.eval()
         Zs, ys = [], []
-        for batch in DataLoader(dataset, batch_size=self.eval_mb_size, shuffle=False):
-            with self._autocast():
+        with self._evaluating():
+            for batch in DataLoader(dataset, batch_size=self.eval_mb_size, shuffle=False):
                 Zs.append(self.encoder(batch[0].to(self.device)).float())
-            ys.append(batch[1].to(self.device))
-        self.model.train(was_training)
+                ys.append(batch[1].to(self.device))
         return torch.cat(Zs), torch.cat(ys)
 
     @torch.no_grad()
     def _update_memory(self) -> None:
-        was_training = self.model.training
-        self.model.eval()
         current = set(int(c) for c in self.experience.classes_in_this_experience)
         if self.review and len(self.memory):
             Z_old, y_old = self.memory.sample()
             keep = torch.tensor([int(c) not in current for c in y_old.tolist()], device=y_old.device)
-            with self._autocast():
+            with self._evaluating():
                 reviewed = self.encoder(self.decoder(Z_old[keep])).float()
             self.memory.store(reviewed, y_old[keep])
         dataset = self.experience.dataset.eval()
@@ -396,7 +404,6 @@ class ICTRL(SupervisedTemplate):
         self.memory.store(Z, y)
         if self.classifier_protocol == "paper":
             self._seen_train_datasets.append(dataset)
-        self.model.train(was_training)
 
     def _fit_classifier(self) -> None:
         if self.classifier_protocol == "paper":
@@ -416,13 +423,9 @@ class ICTRL(SupervisedTemplate):
     def decode_memory(self, per_class: int) -> tuple[Tensor, Tensor]:
         """What the memory replays: g(z) for ``per_class`` fresh prototypes z of every stored class,
         in eval mode; returns (images, labels)."""
-        was_training = self.model.training
-        self.model.eval()
         Z, y = self.memory.sample(per_class)
-        with self._autocast():
-            images = torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
-        self.model.train(was_training)
-        return images, y
+        with self._evaluating():
+            return self._decode(Z), y
 
     @torch.no_grad()
     def _publish_experience_summary(self) -> None:
@@ -440,11 +443,8 @@ class ICTRL(SupervisedTemplate):
         targets = torch.as_tensor(list(dataset.targets))
         picked = torch.cat([(targets == c).nonzero().squeeze(1)[:m] for c in torch.unique(targets)])
         X_real = torch.stack([dataset[int(i)][0] for i in picked]).to(self.device)
-        was_training = self.model.training
-        self.model.eval()
-        with self._autocast():
+        with self._evaluating():
             recon = self.decoder(self.encoder(X_real)).float()
-        self.model.train(was_training)
         self._publish("reconstruction/current_classes",
                       TensorImage(visuals.reconstruction_grid(X_real, recon, targets[picked])), x)
         Z_heat, y_heat = self.memory.sample(32)

@@ -29,6 +29,14 @@ def principal_subspace(Z: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     return mean, directions, padded
 
 
+def subspace_coordinates(Z: Tensor, means: Tensor, bases: Tensor) -> tuple[Tensor, Tensor]:
+    """For every (sample, class): p = U_c (z − μ_c) (B, K, k) and the residual ‖(I − U_cᵀU_c)(z − μ_c)‖² (B, K)
+    (bases with orthonormal or zero rows)."""
+    diff = Z.float()[:, None, :] - means.float()[None]  # (B, K, d)
+    projected = torch.einsum("bkd,krd->bkr", diff, bases.float())
+    return projected, diff.pow(2).sum(-1) - projected.pow(2).sum(-1)
+
+
 def ppca_log_likelihood(Z: Tensor, means: Tensor, bases: Tensor, variances: Tensor, noise: float) -> Tensor:
     """log N(z; μ_c, Σ_c) + d/2 · log 2π for every (sample, class), with the probabilistic-PCA covariance
     Σ_c = U_cᵀ diag(σ²_c + s²) U_c + s² (I − U_cᵀU_c) of a class's stored statistics:
@@ -36,9 +44,7 @@ def ppca_log_likelihood(Z: Tensor, means: Tensor, bases: Tensor, variances: Tens
     p = U_c (z − μ_c). ``noise`` is s² (a variance, not s). Shapes: Z (B, d), means (K, d), bases (K, k, d),
     variances (K, k); returns (B, K)."""
     d, k = Z.shape[1], bases.shape[1]
-    diff = Z.float()[:, None, :] - means.float()[None]
-    projected = torch.einsum("bkd,krd->bkr", diff, bases.float())
-    residual = diff.pow(2).sum(-1) - projected.pow(2).sum(-1)
+    projected, residual = subspace_coordinates(Z, means, bases)
     spread = variances.float() + noise
     log_det = torch.log(spread).sum(-1) + (d - k) * math.log(noise)
     return -0.5 * ((projected.pow(2) / spread[None]).sum(-1) + residual / noise + log_det[None])
@@ -82,9 +88,7 @@ class NearestSubspaceClassifier:
 
     def residuals(self, Z: Tensor) -> Tensor:
         """‖(I − UᵀU)(z − μ)‖² for every (sample, fitted class): shape (B, K)."""
-        diff = Z.float()[:, None, :] - self.means[None]  # (B, K, d)
-        projected = torch.einsum("bkd,krd->bkr", diff, self.bases)
-        return diff.pow(2).sum(-1) - projected.pow(2).sum(-1)
+        return subspace_coordinates(Z, self.means, self.bases)[1]
 
     def scores(self, Z: Tensor, num_classes: int) -> Tensor:
         out = torch.full((len(Z), num_classes), UNSEEN_CLASS_SCORE, device=Z.device)
