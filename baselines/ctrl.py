@@ -4,6 +4,8 @@ feature statistics. The encoder / decoder pair is ``--backbone`` (conv or crate)
 from ctrl_bench import build_autoencoder
 from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS, ICTRL, RETENTION
 
+from ._backbones import model_floats
+
 # Game and memory options a preset or the command line may set (ctx.options["ctrl"]).
 GAME_OPTIONS = ("eps2", "lr", "new_weight", "constraint", "gamma", "rho", "encoder_steps", "alternate",
                 "first_epochs", "n_directions", "n_prototypes", "replay_per_class", "review", "classifier",
@@ -40,11 +42,13 @@ def build(ctx):
 
 
 def memory_budget(ctx, strategy):
-    return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol})"
+    frozen = " + frozen encoder" if strategy.previous_encoder is not None else ""
+    return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol}){frozen}"
 
 
 def memory_floats(ctx, strategy):
-    return strategy.memory.size_in_floats()
+    """The feature statistics, and the frozen encoder copy that ``distill_weight`` keeps."""
+    return strategy.memory.size_in_floats() + model_floats(strategy.previous_encoder)
 
 
 def oracle(ctx, strategy):

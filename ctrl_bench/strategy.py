@@ -7,6 +7,7 @@ game of :mod:`ctrl_bench.game`; classification is nearest subspace on features.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from contextlib import contextmanager
@@ -55,7 +56,7 @@ def _per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
 # Every departure the defaults of ICTRL make from them is one named option, listed in RETENTION.
 PUBLISHED = dict(lr=1e-4, new_weight=10.0, gamma=1.0, alternate=True, n_directions=12, n_components=15, replay_per_class=None,
                  encoder_discriminates=True, anchors_per_class=0, anchor_weight=0.0, pixel_weight=0.0,
-                 classifier_noise=0.0)
+                 classifier_noise=0.0, distill_weight=0.0)
 RETENTION = {
     "encoder_discriminates": "true: the encoder also maximises λ Σ_new ΔR(Z_j, Ẑ_j), learning to tell real images from "
                              "their decodings (the paper); false (default): only the decoder minimises it",
@@ -65,6 +66,9 @@ RETENTION = {
                      "(default 1000; 0: the paper)",
     "pixel_weight": "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors (vs themselves) "
                     "(default 100; 0: the paper)",
+    "distill_weight": "weight of the cosine drift of the new batch's features from their features under a frozen copy "
+                      "of f taken at the start of the experience (feature distillation on new images; default 0: "
+                      "none, the paper)",
     "classifier_noise": "s² > 0: classify by each class's probabilistic-PCA likelihood (its stored mean, directions "
                         "and variances, plus s² in every direction) instead of the distance to its subspace "
                         "(default 0: nearest subspace, the paper)",
@@ -88,7 +92,7 @@ class ICTRL(SupervisedTemplate):
     ``review`` (refresh old classes' statistics through f∘g after each experience).
     Retention options (not in the paper; ``RETENTION`` says what each changes, ``PUBLISHED`` holds
     the paper's values): ``encoder_discriminates``, ``anchors_per_class``, ``anchor_weight``,
-    ``pixel_weight``, ``classifier_noise``.
+    ``pixel_weight``, ``distill_weight``, ``classifier_noise``.
     Classifier: ``classifier`` ("memory" or "paper", see ``CLASSIFIER_PROTOCOLS``), ``n_components``.
 
     The defaults are the settings that keep every class on the MNIST subset with a tiny CRATE pair
@@ -103,7 +107,7 @@ class ICTRL(SupervisedTemplate):
         alternate: bool = False, first_epochs: int | None = None, n_directions: int = 16, n_prototypes: int = 360,
         replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 16,
         encoder_discriminates: bool = False, anchors_per_class: int = 128, anchor_weight: float = 1000.0,
-        pixel_weight: float = 100.0, classifier_noise: float = 0.0, mixed_precision: bool | None = None, num_classes: int | None = None,
+        pixel_weight: float = 100.0, distill_weight: float = 0.0, classifier_noise: float = 0.0, mixed_precision: bool | None = None, num_classes: int | None = None,
         images_per_class: int = 8,
     ):
         if constraint not in CONSTRAINT_MODES:
@@ -115,7 +119,8 @@ class ICTRL(SupervisedTemplate):
             if feature_dim is not None and value > feature_dim:
                 raise ValueError(f"{name}={value} is larger than the feature dimension {feature_dim}")
         for name, value in (("anchors_per_class", anchors_per_class), ("anchor_weight", anchor_weight),
-                            ("pixel_weight", pixel_weight), ("classifier_noise", classifier_noise)):
+                            ("pixel_weight", pixel_weight), ("distill_weight", distill_weight),
+                            ("classifier_noise", classifier_noise)):
             if value < 0:
                 raise ValueError(f"{name} must be ≥ 0 (0 turns it off), got {value}")
         if encoder_steps < 1:
@@ -137,6 +142,8 @@ class ICTRL(SupervisedTemplate):
         self.encoder_discriminates = encoder_discriminates
         self.anchors_per_class, self.anchor_weight, self.pixel_weight = anchors_per_class, anchor_weight, pixel_weight
         self._anchors: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # (X_M, Z_M, y_M, f_prev(X_M))
+        self.distill_weight = distill_weight
+        self.previous_encoder: nn.Module | None = None  # frozen f_prev, only while distill_weight > 0
         self.classifier_protocol, self.n_components = classifier, n_components
         self.mixed_precision = (torch.device(device).type == "cuda") if mixed_precision is None else mixed_precision
         self.num_classes = num_classes or 0
@@ -191,7 +198,15 @@ class ICTRL(SupervisedTemplate):
         self.train_epochs = self.first_epochs if (first and self.first_epochs) else self.epochs
         self._anchors = self._decode_anchors() if (self.anchors_per_class and self._old_mask.any()) else None
         self._anchor_pick = None
+        self.previous_encoder = self._frozen_encoder() if (self.distill_weight and self._old_mask.any()) else None
         super()._before_training_exp(**kwargs)
+
+    def _frozen_encoder(self) -> nn.Module:
+        """f_prev: a gradient-free copy of the encoder as it starts the experience, in eval mode."""
+        frozen = copy.deepcopy(self.encoder).eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        return frozen
 
     @torch.no_grad()
     def _decode_anchors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -278,7 +293,12 @@ class ICTRL(SupervisedTemplate):
             # Maximising Σ_new ΔR(Z_j, Ẑ_j) turns f into a real-vs-decoded discriminator: features of
             # real old-class images then leave the subspaces their decodings are held to.
             encoder_loss = encoder_loss + self.new_weight * terms.pairwise_sum(self._new_mask)
-        drift = pixel = None
+        drift = pixel = distill = None
+        if self.previous_encoder is not None:
+            with torch.no_grad(), self._autocast():
+                Z_new_before = self.previous_encoder(X).float()
+            distill = anchor_drift(Z_new, Z_new_before)
+            encoder_loss = encoder_loss + self.distill_weight * distill
         if hold_anchors:
             drift = anchor_drift(Z_anchor, self._anchors[3][self._anchor_pick])
             encoder_loss = encoder_loss + self.anchor_weight * drift
@@ -294,7 +314,7 @@ class ICTRL(SupervisedTemplate):
                             ("rate_reduction_zhat", terms.rate_reduction_zhat),
                             ("pairwise_new", terms.pairwise_sum(self._new_mask)),
                             ("constraint_old", violation), ("objective", shared),
-                            ("anchor_drift", drift), ("pixel_error", pixel)):
+                            ("anchor_drift", drift), ("pixel_error", pixel), ("distill_drift", distill)):
             if value is not None:
                 self._epoch_sums[name] = self._epoch_sums[name] + value.detach()
         self._epoch_sums["steps"] = self._epoch_sums["steps"] + 1
