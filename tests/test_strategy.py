@@ -103,6 +103,36 @@ def test_the_retention_options_keep_the_first_experience_classes(tmp_path):
     assert without < kept - 0.05
 
 
+def drift_of_new_features(npz: str, distill_weight: float) -> tuple[float, ICTRL]:
+    """A CRATE pair learns 2 classes, then 2 more with ``distill_weight``: the mean cosine drift
+    1 − ⟨f_after(x), f_before(x)⟩ of the second experience's training images, and the strategy."""
+    from ctrl_bench.strategy import anchor_drift
+
+    torch.manual_seed(0)
+    scenario = build_scenario(f"npz:{npz}", n_experiences=2, seed=0)
+    f, g = build_autoencoder("crate", (1, 28, 28), feature_dim=32, size="tiny")
+    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+    strategy = ICTRL(encoder=f, decoder=g, evaluator=evaluator, first_epochs=6, train_epochs=6, train_mb_size=48,
+                     n_directions=6, n_prototypes=48, n_components=6, replay_per_class=24, anchors_per_class=32,
+                     distill_weight=distill_weight)
+    first, second = scenario.benchmark.train_stream
+    strategy.train(first)
+    before, _ = strategy.features(second.dataset)
+    strategy.train(second)
+    after, _ = strategy.features(second.dataset)
+    return float(anchor_drift(after, before)), strategy
+
+
+def test_distillation_holds_the_new_images_features_near_the_frozen_encoders(tiny_npz):
+    free, plain = drift_of_new_features(tiny_npz, 0.0)
+    held, distilled = drift_of_new_features(tiny_npz, 1000.0)
+    assert held < 0.5 * free
+    assert plain.previous_encoder is None
+    frozen = distilled.previous_encoder
+    assert frozen is not distilled.encoder and not any(p.requires_grad for p in frozen.parameters())
+    assert "distill_drift" in distilled.last_epoch_terms and "distill_drift" not in plain.last_epoch_terms
+
+
 def test_memory_holds_only_feature_statistics(tiny_npz):
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
     strategy = make_strategy(train_epochs=1)
@@ -158,6 +188,7 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"classifier": "knn"}, "memory, paper"),
     ({"encoder_steps": 0}, "at least 1"),
     ({"classifier_noise": -0.1}, "classifier_noise must be ≥ 0"),
+    ({"distill_weight": -1.0}, "distill_weight must be ≥ 0"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
