@@ -22,6 +22,8 @@ import argparse
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 
@@ -130,6 +132,7 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
             ray.shutdown()
         raise BenchInterrupted("interrupted while Ray was starting; no cell ran: rerun the same command") from None
     running: dict = {}  # object ref → plan
+    ctrl_c = _CtrlC()
     bar = tqdm(total=len(plans), desc="cells", unit="cell", disable=args.no_progress, dynamic_ncols=True)
     try:
         slots = _slots(args)
@@ -147,6 +150,7 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
             bar.update(advance)
 
         while pending or running:
+            ctrl_c.check()
             if pending and len(running) < slots:
                 while pending and len(running) < slots:
                     plan = pending.pop(0)
@@ -172,14 +176,42 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
                 bench.write(failed=failed)  # the results files as they stand, atomically
                 show(advance=1)
     except KeyboardInterrupt:
+        ctrl_c.restore()
         bar.close()
         _stop(list(running), ray)
         raise BenchInterrupted(_interrupted(args, bench, list(running.values()))) from None
     finally:
+        ctrl_c.restore()
         bar.close()
         if not initialised:
             ray.shutdown()  # stops the local instance this run started; leaves a cluster running
     return bench.write(figures=True, failed=failed), failed
+
+
+class _CtrlC:
+    """Remembers a Ctrl-C that arrives while the driver waits on Ray. Ray checks signals inside
+    ``ray.wait`` and can drop the KeyboardInterrupt it raises there; the flag set by this handler
+    survives, and ``check()`` raises it on the next pass of the loop. Only in the main thread
+    (where Python delivers signals); ``restore()`` puts the previous handler back."""
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _connect(args) -> None:
