@@ -16,6 +16,7 @@ import torch
 from avalanche.evaluation.metric_results import MetricValue, TensorImage
 from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
+from avalanche.training.utils import freeze_everything
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -32,10 +33,11 @@ CLASSIFIER_PROTOCOLS = {
 }
 
 
-def anchor_drift(Z_anchor: Tensor, Z_target: Tensor) -> Tensor:
-    """How far f has moved the fixed anchor images of old classes: mean_i (1 − ⟨f(x_i), t_i⟩), with
-    t_i = f_prev(x_i) their features under the encoder that started the experience (unit vectors)."""
-    return (1 - (Z_anchor.float() * Z_target.float()).sum(1)).mean()
+def cosine_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
+    """How far f has moved fixed images: mean_i (1 − ⟨z_i, b_i⟩), with z_i their features now and
+    b_i = f_prev(x_i) under the encoder that started the experience (unit vectors). Used for the
+    anchors (decoded old-class images) and, with ``distill_weight``, for the new batch."""
+    return (1 - (Z.float() * Z_before.float()).sum(1)).mean()
 
 
 def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
@@ -107,8 +109,8 @@ class ICTRL(SupervisedTemplate):
         alternate: bool = False, first_epochs: int | None = None, n_directions: int = 16, n_prototypes: int = 360,
         replay_per_class: int | None = 64, review: bool = False, classifier: str = "memory", n_components: int = 16,
         encoder_discriminates: bool = False, anchors_per_class: int = 128, anchor_weight: float = 1000.0,
-        pixel_weight: float = 100.0, distill_weight: float = 0.0, classifier_noise: float = 0.0, mixed_precision: bool | None = None, num_classes: int | None = None,
-        images_per_class: int = 8,
+        pixel_weight: float = 100.0, distill_weight: float = 0.0, classifier_noise: float = 0.0,
+        mixed_precision: bool | None = None, num_classes: int | None = None, images_per_class: int = 8,
     ):
         if constraint not in CONSTRAINT_MODES:
             raise ValueError(f"unknown constraint mode {constraint!r}; choose one of {', '.join(CONSTRAINT_MODES)}")
@@ -203,9 +205,8 @@ class ICTRL(SupervisedTemplate):
 
     def _frozen_encoder(self) -> nn.Module:
         """f_prev: a gradient-free copy of the encoder as it starts the experience, in eval mode."""
-        frozen = copy.deepcopy(self.encoder).eval()
-        for p in frozen.parameters():
-            p.requires_grad_(False)
+        frozen = copy.deepcopy(self.encoder)
+        freeze_everything(frozen)
         return frozen
 
     @torch.no_grad()
@@ -297,10 +298,10 @@ class ICTRL(SupervisedTemplate):
         if self.previous_encoder is not None:
             with torch.no_grad(), self._autocast():
                 Z_new_before = self.previous_encoder(X).float()
-            distill = anchor_drift(Z_new, Z_new_before)
+            distill = cosine_drift(Z_new, Z_new_before)
             encoder_loss = encoder_loss + self.distill_weight * distill
         if hold_anchors:
-            drift = anchor_drift(Z_anchor, self._anchors[3][self._anchor_pick])
+            drift = cosine_drift(Z_anchor, self._anchors[3][self._anchor_pick])
             encoder_loss = encoder_loss + self.anchor_weight * drift
         if self.pixel_weight and decoder_grad:
             targets = X if anchor_images is None else torch.cat([X, anchor_images])

@@ -176,7 +176,6 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
                 bench.write(failed=failed)  # the results files as they stand, atomically
                 show(advance=1)
     except KeyboardInterrupt:
-        ctrl_c.restore()
         bar.close()
         _stop(list(running), ray)
         raise BenchInterrupted(_interrupted(args, bench, list(running.values()))) from None
