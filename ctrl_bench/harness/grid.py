@@ -288,7 +288,11 @@ def _failure(cell, err: Exception) -> dict:
 
 def _stop(refs: list, ray) -> None:
     """Cancel the running cells (their workers are killed: checkpoints are written atomically, so the
-    last finished experience is on disk) and wait until Ray says they stopped."""
+    last finished experience is on disk) and wait until Ray says they stopped. Cells that have
+    already finished are left alone: force-cancelling a task whose result is arriving aborts the
+    driver in Ray 2.60 ("Check failed: ... Tried to complete task that was not pending")."""
+    if refs:
+        _, refs = ray.wait(refs, num_returns=len(refs), timeout=0)
     for ref in refs:
         ray.cancel(ref, force=True)
     deadline = time.monotonic() + 30
