@@ -10,6 +10,13 @@ optionally:
   data of old classes), or None; every results table marks such runs;
 - ``OPTIONS``: {name: help} of the method's own settings, set by ``--option METHOD.NAME=VALUE``
   and read from ``ctx.options``;
+- ``preset(name, family, backbone) -> dict``: the method's own settings in preset ``name`` for a
+  scenario of ``family`` ("mnist", "cifar", …; Mammoth's ``best_args`` keyed by data set): values
+  of its ``OPTIONS`` and of :data:`COMMON_OPTIONS`; ``--option`` overrides them;
+- ``resolve_options(options) -> dict``: every option value a run uses, defaults filled in (recorded);
+- ``check_options(options)``: raises ValueError for option values the method cannot take;
+- ``record_fields(ctx, strategy) -> dict``: fields of its own for each record (a ``notes`` list
+  among them is printed under the results tables);
 - ``STATE_ATTRIBUTES``: names of strategy attributes that hold state outside the model, the
   optimiser and the plugins (checkpointed for resume).
 
@@ -42,7 +49,7 @@ class MethodContext:
     eval_batch_size: int = 1000
     lr: float = 1e-3
     mem_size: int = 500  # images a rehearsal method may keep
-    options: dict = field(default_factory=dict)  # method-specific settings (e.g. ctrl's game options)
+    options: dict = field(default_factory=dict)  # the method's own settings (its OPTIONS), and n_experiences
 
     def template_kwargs(self) -> dict:
         return dict(train_mb_size=self.batch_size, train_epochs=self.epochs, eval_mb_size=self.eval_batch_size,
@@ -85,24 +92,59 @@ def oracle(name: str, ctx: MethodContext, strategy) -> str | None:
     return module.oracle(ctx, strategy) if hasattr(module, "oracle") else None
 
 
+def record_fields(name: str, ctx: MethodContext, strategy) -> dict:
+    module = get_method(name)
+    return dict(module.record_fields(ctx, strategy)) if hasattr(module, "record_fields") else {}
+
+
+def check_options(name: str, options: dict) -> None:
+    """ValueError when the method's ``check_options`` refuses ``options`` (before anything runs)."""
+    module = get_method(name)
+    if hasattr(module, "check_options"):
+        try:
+            module.check_options({k: v for k, v in options.items() if k not in COMMON_OPTIONS})
+        except ValueError as err:
+            raise ValueError(f"{name}.{err}") from None
+
+
+def method_preset(name: str, preset: str, family: str, backbone: str) -> dict:
+    """The method's own settings in ``preset`` for a scenario of ``family`` (none: {})."""
+    module = get_method(name)
+    return dict(module.preset(preset, family, backbone)) if hasattr(module, "preset") else {}
+
+
+def resolve_options(name: str, options: dict) -> dict:
+    """Every option value the method runs with (its ``resolve_options``, or ``options`` as given)."""
+    module = get_method(name)
+    return dict(module.resolve_options(options)) if hasattr(module, "resolve_options") else dict(options)
+
+
+# Settings of the training loop that any method may take for itself (``--option METHOD.NAME=VALUE`` or its
+# preset), overriding the preset's value for all.
+COMMON_OPTIONS = {"epochs": "epochs per experience of this method", "batch_size": "its training batch size"}
+
+
 def method_options(name: str) -> dict[str, str]:
     """The method's own settings: {name: help}."""
     return dict(getattr(get_method(name), "OPTIONS", {}))
 
 
 def parse_option(text: str) -> tuple[str, str, object]:
-    """"METHOD.NAME=VALUE" → (method, name, value); VALUE true/false → bool, else int, float or str.
-    Raises ValueError naming what is wrong."""
+    """"METHOD.NAME=VALUE" → (method, name, value); VALUE true/false → bool, none → None, else int,
+    float or str. NAME is one of the method's ``OPTIONS`` or of :data:`COMMON_OPTIONS`. Raises
+    ValueError naming what is wrong."""
     target, sep, raw = text.partition("=")
     method, dot, name = target.partition(".")
     if not (sep and dot and method and name and raw):
         raise ValueError(f"--option {text!r}: expected METHOD.NAME=VALUE, e.g. ncm.oracle=true")
-    known = method_options(method)  # raises for an unknown method
+    known = {**method_options(method), **COMMON_OPTIONS}  # raises for an unknown method
     if name not in known:
         listing = ", ".join(f"{method}.{k}" for k in sorted(known)) or "none"
         raise ValueError(f"--option {text!r}: {method} has no option {name!r}; its options: {listing}")
     if raw.lower() in ("true", "false"):
         return method, name, raw.lower() == "true"
+    if raw.lower() == "none":
+        return method, name, None
     for kind in (int, float):
         try:
             return method, name, kind(raw)

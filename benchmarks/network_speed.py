@@ -5,16 +5,12 @@
 """
 
 import argparse
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ctrl_bench import build_autoencoder  # noqa: E402
-from ctrl_bench.autoencoder import CONV_SIZES  # noqa: E402
-from ctrl_bench.device import resolve_device  # noqa: E402
+from ctrl_bench.autoencoder import CONV_SIZES, build_autoencoder
+from ctrl_bench.device import resolve_device
 
 
 def per_image_seconds(fn, x, repeats):

@@ -11,7 +11,7 @@ from .subspace import NearestSubspaceClassifier
 def __getattr__(name):
     # ICTRL pulls in Avalanche (~5 s to import): load it only when asked for.
     if name == "ICTRL":
-        from .strategy import ICTRL
+        from .ictrl.strategy import ICTRL
         return ICTRL
     raise AttributeError(name)
 

@@ -1,5 +1,7 @@
 """``npz:PATH`` scenarios: x_train, y_train, x_test, y_test in one NumPy archive
-(uint8 images (N, H, W) or (N, H, W, C), integer labels), the layout of shared/data/README.md."""
+(uint8 images (N, H, W) or (N, H, W, C), integer labels), the layout of shared/data/README.md, and
+optionally ``family``, a string naming the kind of data ("mnist", "cifar"; inferred from the images
+when absent) that picks a method's data-set settings."""
 
 from __future__ import annotations
 
@@ -48,3 +50,15 @@ def load_npz(path: str):
     if x_train.ndim == 4 and x_train.shape[-1] == 1:
         x_train, x_test = x_train[..., 0], x_test[..., 0]
     return x_train, arrays["y_train"], x_test, arrays["y_test"]
+
+
+def npz_family(path: str) -> str | None:
+    """The archive's ``family`` string, or None when it has none."""
+    with np.load(path, allow_pickle=False) as archive:
+        if "family" not in archive.files:
+            return None
+        family = archive["family"]
+    if family.ndim != 0 or family.dtype.kind != "U":
+        raise MalformedNpzError(f"{path}: family must be one string (e.g. numpy.savez(..., family='cifar')), "
+                                f"got {family.dtype} {family.shape}")
+    return str(family)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +25,7 @@ class ScenarioSpec:
     load: ArrayLoader  # (data_root, download) → x_train, y_train, x_test, y_test (uint8 HW / HWC)
     experiences: tuple[int, ...]  # supported numbers of experiences; the first is the default
     files: DataFiles
+    family: str  # the kind of data, which picks a method's data-set settings: "mnist", "cifar", …
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ScenarioData:
     n_classes: int
     n_experiences: int
     files: list[str]  # what the arrays were read from (hashed for provenance)
+    family: str = "mnist"  # see ScenarioSpec.family
 
 
 @dataclass
@@ -58,11 +61,22 @@ class Scenario:
 SCENARIOS: dict[str, ScenarioSpec] = {}
 
 
-def register_scenario(name: str, experiences: tuple[int, ...], files: DataFiles):
+def register_scenario(name: str, experiences: tuple[int, ...], files: DataFiles, family: str):
     def wrap(load: ArrayLoader) -> ArrayLoader:
-        SCENARIOS[name] = ScenarioSpec(load, experiences, files)
+        SCENARIOS[name] = ScenarioSpec(load, experiences, files, family)
         return load
     return wrap
+
+
+def infer_family(x_train: np.ndarray) -> str:
+    """The family of images nobody named: "cifar" for colour images, "mnist" for grey ones."""
+    return "cifar" if x_train.ndim == 4 and x_train.shape[-1] == 3 else "mnist"
+
+
+def scenario_label(name: str, n_experiences: int | None) -> str:
+    """e.g. "split_mnist-5", or "mnist-5k-5" for npz:…/mnist-5k.npz."""
+    base = os.path.splitext(os.path.basename(name[4:]))[0] if name.startswith("npz:") else name
+    return f"{base}-{n_experiences or default_experiences(name)}"
 
 
 def scenario_names() -> list[str]:
@@ -76,15 +90,17 @@ def to_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
     return TensorDataset(images, torch.from_numpy(np.asarray(y).astype(np.int64)))
 
 
-def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles]:
+def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles, str | None]:
+    """(loader, supported experiences, data files, family); an npz file's family is its ``family``
+    array or inferred from its images (None here)."""
     if name.startswith("npz:"):
         from .npz import load_npz
         path = name[4:]
-        return (lambda root, download: load_npz(path)), None, (lambda root: [path])
+        return (lambda root, download: load_npz(path)), None, (lambda root: [path]), None
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[name]
-    return spec.load, spec.experiences, spec.files
+    return spec.load, spec.experiences, spec.files, spec.family
 
 
 def default_experiences(name: str) -> int:
@@ -106,12 +122,15 @@ def load_data(name: str, n_experiences: int | None = None, class_order=None, dat
               download: bool = True) -> ScenarioData:
     """Load ``name``'s arrays and check their labels (and ``class_order``) against ``n_experiences``."""
     check_scenario(name, n_experiences)
-    load, _, files = _resolve(name)
+    load, _, files, family = _resolve(name)
     arrays = load(data_root, download)
+    if family is None:
+        from .npz import npz_family
+        family = npz_family(name[4:]) or infer_family(arrays[0])
     n_experiences = n_experiences or default_experiences(name)
     n_classes = check_labels(name[4:] if name.startswith("npz:") else name, arrays[1], arrays[3], n_experiences)
     check_class_order(class_order, n_classes)
-    return ScenarioData(name, arrays, n_classes, n_experiences, files(data_root))
+    return ScenarioData(name, arrays, n_classes, n_experiences, files(data_root), family)
 
 
 def make_scenario(data: ScenarioData, seed: int = 0, class_order=None) -> Scenario:

@@ -45,21 +45,21 @@ def data_files(cls):
     return files
 
 
-@register_scenario("split_mnist", experiences=(5, 10), files=data_files(datasets.MNIST))
+@register_scenario("split_mnist", experiences=(5, 10), files=data_files(datasets.MNIST), family="mnist")
 def split_mnist(root: str, download: bool):
     return load_torchvision(datasets.MNIST, root, download)
 
 
-@register_scenario("split_fmnist", experiences=(5, 10), files=data_files(datasets.FashionMNIST))
+@register_scenario("split_fmnist", experiences=(5, 10), files=data_files(datasets.FashionMNIST), family="mnist")
 def split_fmnist(root: str, download: bool):
     return load_torchvision(datasets.FashionMNIST, root, download)
 
 
-@register_scenario("split_cifar10", experiences=(5, 10), files=data_files(datasets.CIFAR10))
+@register_scenario("split_cifar10", experiences=(5, 10), files=data_files(datasets.CIFAR10), family="cifar")
 def split_cifar10(root: str, download: bool):
     return load_torchvision(datasets.CIFAR10, root, download)
 
 
-@register_scenario("split_cifar100", experiences=(10, 20), files=data_files(datasets.CIFAR100))
+@register_scenario("split_cifar100", experiences=(10, 20), files=data_files(datasets.CIFAR100), family="cifar")
 def split_cifar100(root: str, download: bool):
     return load_torchvision(datasets.CIFAR100, root, download)

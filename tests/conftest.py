@@ -4,32 +4,23 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import write_npz
+
 warnings.filterwarnings("ignore")
 
 
-def make_images(n_classes: int, per_class: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, size, size) images: class c is a bright bar at a class-specific angle, plus noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
-    images, labels = [], []
-    for c in range(n_classes):
-        angle = np.pi * c / n_classes
-        for _ in range(per_class):
-            a = angle + rng.normal(0, 0.08)
-            dist = np.abs(xx * np.sin(a) - yy * np.cos(a))
-            img = np.exp(-dist**2 / 4.0) * 230 + rng.normal(0, 12, (size, size))
-            images.append(np.clip(img, 0, 255).astype(np.uint8))
-            labels.append(c)
-    return np.stack(images), np.array(labels, dtype=np.int64)
+def pytest_collection_modifyitems(items):
+    # The Ray grid, whole runs of i-CTRL and the paper preset are the slow part of the suite:
+    # `pytest -m "not slow"` leaves them out for a quick edit-test loop.
+    for item in items:
+        if "harness/test_grid.py" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
 def tiny_npz(tmp_path):
-    x_train, y_train = make_images(4, 48, seed=0)
-    x_test, y_test = make_images(4, 16, seed=1)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, x_train=x_train, y_train=y_train.astype(np.uint8), x_test=x_test, y_test=y_test.astype(np.uint8))
-    return str(path)
+    """4 classes of generated bars, 48 training and 16 test images each (a fresh file per test)."""
+    return write_npz(tmp_path / "tiny.npz")
 
 
 @pytest.fixture(autouse=True)

@@ -1,73 +1,83 @@
-"""methods × scenarios × seeds, reusing the records that are still valid; the body of run_bench.py."""
+"""methods × scenarios × seeds from a :class:`~.config.RunConfig`, reusing the records that are still
+valid: :func:`run` checks the configuration, reads the data, and runs the cells one after another or
+on Ray (:mod:`.grid`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
 
 import torch
 
-from scenarios import make_scenario
-
 from . import provenance
+from .config import ConfigError, RunConfig
 from .records import Cell, RecordStore, decide, reuse_key
-from .plots import FIGURES_TB_DIR, write_figures
-from .replay_judge import ReplayJudgePlugin, load_or_train_judge
-from .results import ORACLE_MARK, write_results
-from .runner import RunInterrupted, make_evaluator, run_method
+from .runner import RunInterrupted
 
 
 class BenchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`run_all`; the message says what finished and how to resume."""
+    """Ctrl-C during a run; the message says what finished and how to resume."""
 
 
-def run_settings(args, config: dict, n_experiences: int, device: torch.device, method_options: dict) -> dict:
-    """Everything besides data, code and seed that a run's numbers depend on (part of its reuse key);
-    ``method_options``: the method's own ``--option`` values (only these, so that an option of one
-    method never invalidates another's records)."""
-    settings = {"preset": args.preset, "n_experiences": n_experiences, "fixed_class_order": args.class_order,
-                "threads": args.threads, "device_type": device.type, "config": config}
-    if method_options:
-        settings["method_options"] = method_options
-    return settings
+class DataError(RuntimeError):
+    """A data set that cannot be read or used (the CLI exits 1)."""
+
+
+@dataclass
+class RunOutcome:
+    """What a command did: the console summary, and the cells that failed (a grid run)."""
+
+    summary: str
+    failed: list[dict]
+    total: int
+
+
+def cell_settings(config: RunConfig, data, method: str, device: torch.device) -> dict:
+    """Everything besides data, code and seed that a cell's numbers depend on (part of its reuse
+    key): the shared settings of the preset and the method's own (``presets.method_settings``), so
+    that one method's settings never invalidate another's records."""
+    from .presets import common_settings, method_settings
+
+    common = common_settings(config.preset, config.overrides)
+    own = method_settings(method, config.preset, data.family, common, config.method_options.get(method, {}))
+    return {"preset": config.preset, "n_experiences": data.n_experiences,
+            "fixed_class_order": None if config.class_order is None else list(config.class_order),
+            "threads": config.threads, "device_type": device.type, "config": common, "method": own}
 
 
 class Bench:
     """What the cells of one command share (provenance, the record store, data hashes, code
     versions), and the steps around running one cell: whether to run it (:meth:`plan`, which says
-    so on the console) and its record once it ran (:meth:`finish`). :func:`run_all` runs the cells
-    one after another; :func:`ctrl_bench.harness.grid.run_grid` on Ray."""
+    so on the console) and its record once it ran (:meth:`finish`). :func:`run` runs the cells one
+    after another; :func:`ctrl_bench.harness.grid.run_grid` on Ray."""
 
-    def __init__(self, args, configs: dict, device: torch.device, datasets: dict, command: str,
-                 options: dict | None = None):
-        from run_bench import scenario_label
+    def __init__(self, config: RunConfig, device: torch.device, datasets: dict):
+        from scenarios import scenario_label
 
-        self.args, self.configs, self.device, self.datasets = args, configs, device, datasets
-        self.options = options or {}
-        self.env = provenance.environment(device, command)
-        self.store = RecordStore(args.out)
+        self.config, self.device, self.datasets = config, device, datasets
+        self.env = provenance.environment(device, config.command)
+        self.store = RecordStore(config.out)
         self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
-        self.cells = [(name, Cell(scenario_label(name, args.n_experiences), method, seed))
-                      for name in args.scenario for seed in args.seeds for method in args.methods]
+        self.cells = [(name, Cell(scenario_label(name, config.n_experiences), method, seed))
+                      for name in config.scenarios for seed in config.seeds for method in config.methods]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
-        self.code_versions = {method: provenance.code_version(method) for method in args.methods}
+        self.code_versions = {method: provenance.code_version(method) for method in config.methods}
         self._judges: dict[str, torch.nn.Module] = {}
 
     def plan(self, name: str, cell: Cell) -> CellPlan | None:
         """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
         cell's checkpoints of other keys are deleted)."""
-        args, data = self.args, self.datasets[name]
-        settings = run_settings(args, self.configs[name], data.n_experiences, self.device,
-                                self.options.get(cell.method, {}))
+        settings = cell_settings(self.config, self.datasets[name], cell.method, self.device)
         key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
-        reuse, why = decide(self.store.load(cell), key, args.reuse)
+        reuse, why = decide(self.store.load(cell), key, self.config.reuse)
         if reuse:
             print(f"{cell}: reused ({why})", flush=True)
             self.this_command[self.store.record_path(cell)] = "reused"
             return None
         checkpoint = self.store.checkpoint_path(cell, key)
-        self.store.drop_checkpoints(cell, keep=None if args.reuse == "never" else checkpoint)
+        self.store.drop_checkpoints(cell, keep=None if self.config.reuse == "never" else checkpoint)
         resuming = "resuming from its checkpoint, " if os.path.exists(checkpoint) else ""
         print(f"{cell}: running ({resuming}{why})", flush=True)
         return CellPlan(name, cell, settings, key, checkpoint)
@@ -76,11 +86,12 @@ class Bench:
         """Save the record of a cell that ran (with its provenance; ``torch_threads``: the count the
         cell ran with, when another process ran it) and delete its checkpoint."""
         env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
-        record.update(reuse_key=plan.key, provenance={**env, "data_sha256": self.data_hashes[plan.name],
-                                                      "code_version": self.code_versions[plan.cell.method],
-                                                      "finished_at": provenance.utc_now()})
+        record.update(scenario=plan.cell.scenario, device=self.env["device"], reuse_key=plan.key,
+                      provenance={**env, "data_sha256": self.data_hashes[plan.name],
+                                  "code_version": self.code_versions[plan.cell.method],
+                                  "finished_at": provenance.utc_now()})
         self.store.save(plan.cell, record)
-        if not self.args.keep_checkpoints and os.path.exists(plan.checkpoint):
+        if not self.config.keep_checkpoints and os.path.exists(plan.checkpoint):
             self.store.remove_checkpoint(plan.checkpoint)
         self.this_command[self.store.record_path(plan.cell)] = "ran"
 
@@ -89,15 +100,48 @@ class Bench:
         (``DECODES_MEMORY`` in its module), else None; trained once, cached under --out/judges."""
         from baselines import get_method
 
+        from .replay_judge import load_or_train_judge
+
         if not getattr(get_method(method), "DECODES_MEMORY", False):
             return None
         if name not in self._judges:
-            cache = os.path.join(self.args.out, "judges", f"{self.data_hashes[name][:16]}.pt")
+            cache = os.path.join(self.config.out, "judges", f"{self.data_hashes[name][:16]}.pt")
             self._judges[name] = load_or_train_judge(cache, self.datasets[name], self.device)
         return self._judges[name]
 
     def write(self, figures: bool = False, failed: list[dict] | None = None) -> str:
-        return _write(self.args, self.store, self.this_command, self.env, figures=figures, failed=failed)
+        """The results files from every record under --out (and, with ``figures``, the figures);
+        ``failed``: the cells of this command that failed (a grid run), each with its error."""
+        from .plots import FIGURES_TB_DIR, write_figures
+        from .results import write_results
+
+        records, unreadable = self.store.all_records()
+        for path in unreadable:
+            print(f"warning: {path} is not a complete record; left out of the results", flush=True)
+        runs = [{**record, "source": self.this_command.get(path, "earlier")} for path, record in records.items()]
+        env = self.env
+        header = [f"written by: `{env['command']}` at {provenance.utc_now()}",
+                  f"code: git commit {env['git_commit']}",
+                  f"software: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+                  f"avalanche-lib {env['avalanche_lib']}",
+                  f"device: {env['device']}; torch threads: {env['torch_threads']}",
+                  "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, "
+                  "class order, seconds per experience) is in results.json and results.csv"]
+        methods = list(self.config.methods)
+        printed = write_results(self.config.out, runs, methods, header, provenance=env, failed=failed)
+        if figures:
+            written = write_figures(self.config.out, runs, methods)
+            if written:  # none while no run has a record (every cell of a grid failed)
+                printed += f"figures: {', '.join(written)} (and in TensorBoard under {FIGURES_TB_DIR}/)\n"
+        return printed
+
+    def interrupted(self, finished: str) -> str:
+        """The line a Ctrl-C prints: what finished (``finished``), and how to resume."""
+        what = (f"interrupted: {len(self.this_command)} of {len(self.cells)} runs done (records in "
+                f"{os.path.join(self.config.out, 'records')}){finished}")
+        how = ("rerun the same command without --reuse never to resume" if self.config.reuse == "never"
+               else "rerun the same command to resume")
+        return f"{what}. Finished experiences are kept: {how}."
 
 
 @dataclass(frozen=True)
@@ -110,15 +154,102 @@ class CellPlan:
     checkpoint: str
 
 
-def run_all(args, configs: dict, device: torch.device, datasets: dict, command: str, options: dict | None = None) -> str:
-    """Run or reuse every (scenario, method, seed) of ``args``; write the results files and figures;
-    return the console summary. ``datasets``: checked :class:`scenarios.ScenarioData` by scenario
-    name; ``options``: each method's own ``--option`` values, by method."""
-    bench = Bench(args, configs, device, datasets, command, options)
+def check_names(config: RunConfig) -> tuple[RunConfig, torch.device]:
+    """Every name and value of ``config`` that can be checked without data: ConfigError naming the
+    first wrong one. Returns the config with its defaults resolved (thread count, GPUs per cell)
+    and the device."""
+    from baselines import check_options, get_method, parse_option
+    from baselines._backbones import BACKBONES
+    from ctrl_bench.device import resolve_device
+    from scenarios import registry
+
+    from . import grid
+    from .presets import common_settings
+
+    config.check()
+    try:
+        for name in config.scenarios:
+            registry.check_scenario(name, config.n_experiences)
+        for method in config.methods:
+            get_method(method)
+        for method, options in config.method_options.items():
+            for option, value in options.items():
+                parse_option(f"{method}.{option}={value}")  # the name, for a config built in Python
+            check_options(method, options)
+        device = resolve_device(config.device)
+        config = resolved(config, device)
+        common = common_settings(config.preset, config.overrides)
+        if common["backbone"] not in BACKBONES:
+            raise ValueError(f"unknown backbone {common['backbone']!r}")
+        if "ctrl" in config.methods and common["backbone"] == "mlp":
+            raise ValueError("ctrl needs an autoencoder backbone: use --backbone conv or crate")
+        if os.path.exists(config.out) and not os.path.isdir(config.out):
+            raise ValueError(f"--out {config.out} is a file; give a folder (it is created if missing)")
+        if config.grid is not None:
+            grid.check(config.grid, device)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return config, device
+
+
+def resolved(config: RunConfig, device: torch.device) -> RunConfig:
+    """``config`` with what it leaves open filled in: the torch thread count (a grid cell runs
+    int(CPUs per cell)) and the GPUs per grid cell (1 on CUDA, else 0)."""
+    grid = config.grid
+    if grid is not None and grid.gpus_per_cell is None:
+        grid = dataclasses.replace(grid, gpus_per_cell=1.0 if device.type == "cuda" else 0.0)
+    threads = config.threads
+    if threads is None:
+        threads = max(1, int(grid.cpus_per_cell)) if grid is not None else torch.get_num_threads()
+    return dataclasses.replace(config, threads=threads, grid=grid)
+
+
+def load_datasets(config: RunConfig) -> dict:
+    """Read and check every data set (labels, class order, experiences) before anything is written."""
+    from scenarios.npz import MalformedNpzError
+    from scenarios.registry import DataMissingError, load_data
+
+    try:
+        return {name: load_data(name, config.n_experiences, config.class_order, config.data_root,
+                                download=config.download) for name in config.scenarios}
+    except (DataMissingError, MalformedNpzError, FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
+
+
+def run(config: RunConfig) -> RunOutcome:
+    """Run or reuse every cell of ``config``; write the results files and figures; return what
+    happened. Raises :class:`ConfigError` (bad names or values) or :class:`DataError` before
+    anything is written, and :class:`BenchInterrupted` on Ctrl-C."""
+    from . import grid
+
+    config, device = check_names(config)
+    datasets = load_datasets(config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        if config.grid is not None:  # the same cells on Ray; a failed cell is reported and the others go on
+            summary, failed = grid.run_grid(config, device, datasets)
+        else:
+            summary, failed = run_sequential(config, device, datasets), []
+    finally:
+        torch.set_num_threads(threads)
+    return RunOutcome(summary, failed, len(config.scenarios) * len(config.methods) * len(config.seeds))
+
+
+def run_sequential(config: RunConfig, device: torch.device, datasets: dict) -> str:
+    """Every cell in this process, one after another; the console summary."""
+    from scenarios import make_scenario
+
+    from .replay_judge import ReplayJudgePlugin
+    from .runner import run_cell
+
+    bench = Bench(config, device, datasets)
 
     @functools.lru_cache(maxsize=1)  # the runs of one (scenario, seed) come one after another
     def scenario_for(name: str, seed: int):
-        return make_scenario(datasets[name], seed, args.class_order)
+        return make_scenario(datasets[name], seed, config.class_order)
 
     running = None
     try:
@@ -127,95 +258,18 @@ def run_all(args, configs: dict, device: torch.device, datasets: dict, command: 
             if plan is None:
                 continue
             running = cell
-            record = _run(args, configs[name], device, scenario_for(name, cell.seed), cell, bench.store,
-                          plan.checkpoint, plan.settings, bench.judge(name, cell.method))
+            judge = bench.judge(name, cell.method)
+            record = run_cell(cell.method, cell.seed, scenario_for(name, cell.seed), plan.settings, device,
+                              plan.checkpoint, bench.store.tensorboard_dir(cell), progress=config.progress,
+                              label=str(cell), extra_plugins=[ReplayJudgePlugin(judge)] if judge is not None else [])
             bench.finish(plan, record)
             running = None
             bench.write()
     except KeyboardInterrupt as err:
-        raise BenchInterrupted(_interrupted(args, len(bench.this_command), len(bench.cells), running, err)) from None
+        stopped = ""
+        if running is not None and isinstance(err, RunInterrupted):
+            stopped = f"; {running} stopped after {err.finished} of {err.total} experiences"
+            if err.finished:
+                stopped += " (checkpoint kept)"
+        raise BenchInterrupted(bench.interrupted(stopped)) from None
     return bench.write(figures=True)
-
-
-def _run(args, config: dict, device, scenario, cell: Cell, store: RecordStore, checkpoint: str,
-         settings: dict, judge=None) -> dict:
-    """One cell; with a ``judge``, the decoded memory is scored after every experience and the last
-    score is the record's ``replay_accuracy``."""
-    from baselines import MethodContext, get_method, memory_budget, memory_floats, oracle
-
-    ctx = MethodContext(
-        image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device,
-        evaluator=make_evaluator(store.tensorboard_dir(cell)), backbone=config["backbone"], size=config["size"],
-        feature_dim=config["feature_dim"], epochs=config["epochs"], batch_size=config["batch_size"],
-        eval_batch_size=config["eval_batch_size"], lr=config["lr"], mem_size=config["mem_size"],
-        options={"ctrl": config["ctrl"], "n_experiences": len(scenario.train_sizes),
-                 **settings.get("method_options", {})},
-    )
-    module = get_method(cell.method)
-    judging = [ReplayJudgePlugin(judge)] if judge is not None else []
-    result = run_method(module.build, ctx, scenario, checkpoint, cell.seed, progress=not args.no_progress,
-                        label=str(cell), state_attributes=getattr(module, "STATE_ATTRIBUTES", ()),
-                        extra_plugins=judging)
-    strategy = result.pop("strategy")
-    record = {"method": cell.method, "seed": cell.seed, "scenario": cell.scenario, **result,
-              "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,
-              "memory_budget": memory_budget(cell.method, ctx, strategy),
-              "memory_floats": memory_floats(cell.method, ctx, strategy), "oracle": oracle(cell.method, ctx, strategy),
-              "device": provenance.device_name(device), "preset": args.preset, "settings": settings}
-    if cell.method == "ctrl":
-        record["classifier_protocol"] = strategy.classifier_protocol
-    if judging and judging[0].last is not None:
-        record["replay_accuracy"] = judging[0].last["mean"]
-        record["replay_accuracy_per_class"] = judging[0].last["per_class"]
-    return record
-
-
-def _write(args, store: RecordStore, this_command: dict[str, str], env: dict, figures: bool = False,
-           failed: list[dict] | None = None) -> str:
-    """The results files from every record under --out (and, with ``figures``, the figures);
-    ``failed``: the cells of this command that failed (a grid run), each with its error."""
-    records, unreadable = store.all_records()
-    for path in unreadable:
-        print(f"warning: {path} is not a complete record; left out of the results", flush=True)
-    runs = [{**record, "source": this_command.get(path, "earlier")} for path, record in records.items()]
-    header = [f"written by: `{env['command']}` at {provenance.utc_now()}",
-              f"code: git commit {env['git_commit']}",
-              f"software: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-              f"avalanche-lib {env['avalanche_lib']}",
-              f"device: {env['device']}; torch threads: {env['torch_threads']}",
-              "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, class "
-              "order, seconds per experience) is in results.json and results.csv"]
-    printed = write_results(args.out, runs, args.methods, header, _notes(runs), provenance=env, failed=failed)
-    if figures:
-        written = write_figures(args.out, runs, args.methods)
-        if written:  # none while no run has a record (every cell of a grid failed)
-            printed += f"figures: {', '.join(written)} (and in TensorBoard under {FIGURES_TB_DIR}/)\n"
-    return printed
-
-
-def _notes(runs: list[dict]) -> list[str]:
-    from ctrl_bench.strategy import CLASSIFIER_PROTOCOLS
-    notes = ["Last: accuracy on all classes after the final experience; Avg: mean over experiences of the accuracy "
-             "on the classes seen so far (first experience included); mean ± std over the seeds of a row",
-             "Source: ran / reused by the command above, or earlier (a record another command left under --out); "
-             "runs are pooled into one row only when their settings, data, code and device all match, and a "
-             "row named 'method @key' holds records made under other ones (see the Runs table)"]
-    notes.append("Memory (floats): numbers a method keeps beyond the model it classifies with, after the last "
-                 "experience: a stored image counts C·H·W, a feature statistic its size, a kept model (frozen copy, "
-                 "generator) its parameters and float buffers, EWC / SI their importances and anchors")
-    protocols = sorted({r["classifier_protocol"] for r in runs if "classifier_protocol" in r})
-    notes += [f"ctrl classifier: {CLASSIFIER_PROTOCOLS[p]}" for p in protocols]
-    oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
-    notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
-    return notes
-
-
-def _interrupted(args, finished: int, total: int, running: Cell | None, err: KeyboardInterrupt) -> str:
-    what = f"interrupted: {finished} of {total} runs done (records in {os.path.join(args.out, 'records')})"
-    if running is not None and isinstance(err, RunInterrupted):
-        what += f"; {running} stopped after {err.finished} of {err.total} experiences"
-        if err.finished:
-            what += " (checkpoint kept)"
-    how = ("rerun the same command without --reuse never to resume" if args.reuse == "never"
-           else "rerun the same command to resume")
-    return f"{what}. Finished experiences are kept: {how}."

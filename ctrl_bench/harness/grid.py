@@ -18,7 +18,6 @@ Ray is optional (``pip install -e ".[ray]"``); this module imports it only when 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -35,50 +34,24 @@ class GridUnavailable(RuntimeError):
     """Ray could not be started or reached, or the cluster cannot hold a cell."""
 
 
-def requested(args) -> bool:
-    return getattr(args, "workers", None) is not None or getattr(args, "ray_address", None) is not None
-
-
-def resolve_threads(args, default: int) -> None:
-    """Fill in ``args.threads`` (None when --threads was not given: ``default``) and, for a grid
-    run, ``args.cpus_per_cell``: a cell runs int(CPUs per cell) threads, at least 1, which is then
-    its ``--threads``; without --cpus-per-cell a cell gets --threads CPUs, or 1. ValueError for
-    flags that disagree or need a grid."""
-    if not requested(args):
-        for flag in ("cpus_per_cell", "gpus_per_cell"):
-            if getattr(args, flag) is not None:
-                raise ValueError(f"--{flag.replace('_', '-')} needs --workers or --ray-address")
-        if args.threads is None:
-            args.threads = default
-        return
-    if args.cpus_per_cell is None:
-        args.cpus_per_cell = float(args.threads or 1)
-    threads = max(1, int(args.cpus_per_cell))
-    if args.threads is not None and args.threads != threads:
-        raise ValueError(f"--threads {args.threads} disagrees with --cpus-per-cell {args.cpus_per_cell:g}: a cell "
-                         f"runs int(CPUs per cell) = {threads} torch threads; give one of the two")
-    args.threads = threads
-
-
-def check(args, device) -> None:
-    """Ray installed, and GPUs per cell that fit the device (default: 1 on CUDA, else 0)."""
+def check(grid, device) -> None:
+    """Ray installed, and GPUs per cell that fit the device (``grid``: a resolved
+    :class:`~.config.GridConfig`). ValueError says what is wrong."""
     try:
         import ray  # noqa: F401
     except ImportError:
-        flag = "--workers" if args.ray_address is None else "--ray-address"
+        flag = "--workers" if grid.ray_address is None else "--ray-address"
         raise ValueError(f"{flag} needs Ray, which is not installed: {INSTALL}") from None
-    if args.gpus_per_cell is None:
-        args.gpus_per_cell = 1.0 if device.type == "cuda" else 0.0
-    if device.type == "cuda" and args.gpus_per_cell == 0:
+    if device.type == "cuda" and grid.gpus_per_cell == 0:
         raise ValueError("--gpus-per-cell 0 with a CUDA device: Ray hides the GPUs from a task that asks for none; "
                          "give a share, e.g. --gpus-per-cell 0.25, or --device cpu")
-    if device.type != "cuda" and args.gpus_per_cell > 0:
-        raise ValueError(f"--gpus-per-cell {args.gpus_per_cell:g} with device {device.type}: use --device cuda "
+    if device.type != "cuda" and grid.gpus_per_cell > 0:
+        raise ValueError(f"--gpus-per-cell {grid.gpus_per_cell:g} with device {device.type}: use --device cuda "
                          "(or auto on a machine with a GPU), or leave --gpus-per-cell out")
 
 
-def run_cell(args, config: dict, device, data, cell, out_dir: str, checkpoint: str, settings: dict,
-             expect: dict, judge=None) -> dict:
+def work_cell(method: str, seed: int, data, class_order, settings: dict, device, checkpoint: str,
+              tensorboard_dir: str, expect: dict, judge=None) -> dict:
     """One cell, in a Ray worker: the same steps as a sequential run of it, with ``settings["threads"]``
     torch threads and no progress bars. Returns its record (without reuse key and provenance, which
     the driver adds) and the thread count it ran with."""
@@ -87,38 +60,38 @@ def run_cell(args, config: dict, device, data, cell, out_dir: str, checkpoint: s
     from scenarios import make_scenario
 
     from . import provenance
-    from .bench import _run
-    from .records import RecordStore
+    from .replay_judge import ReplayJudgePlugin
+    from .runner import run_cell
 
     warnings.filterwarnings("ignore")
     warnings.showwarning = lambda *args, **kwargs: None
     torch.set_num_threads(settings["threads"])
-    found = {"code": provenance.code_version(cell.method), "device": provenance.device_name(device)}
+    found = {"code": provenance.code_version(method), "device": provenance.device_name(device)}
     for what, value in found.items():
         if value != expect[what]:  # both are part of the reuse key the driver gave this cell
             raise RuntimeError(f"this worker's {what} ({value}) is not the driver's ({expect[what]}): every node "
                                "needs the driver's checkout of ctrl-bench, unedited while the grid runs, and its "
                                "kind of device")
-    scenario = make_scenario(data, cell.seed, args.class_order)
-    if judge is not None:
-        judge = judge.to(device)
-    record = _run(args, config, device, scenario, cell, RecordStore(out_dir), checkpoint, settings, judge)
+    scenario = make_scenario(data, seed, class_order)
+    plugins = [ReplayJudgePlugin(judge.to(device))] if judge is not None else []
+    record = run_cell(method, seed, scenario, settings, device, checkpoint, tensorboard_dir, progress=False,
+                      extra_plugins=plugins)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"record": record, "torch_threads": torch.get_num_threads()}
 
 
-def run_grid(args, configs: dict, device, datasets: dict, command: str,
-             options: dict | None = None) -> tuple[str, list[dict]]:
-    """Run or reuse every cell of ``args`` on Ray; write the results files as cells finish and, with
-    the figures, at the end. Returns the console summary and the failed cells (scenario, method,
-    seed, error, traceback). Ctrl-C stops the running cells and raises
-    :class:`.bench.BenchInterrupted`."""
+def run_grid(config, device, datasets: dict) -> tuple[str, list[dict]]:
+    """Run or reuse every cell of ``config`` (a :class:`~.config.RunConfig` with a ``grid``) on Ray;
+    write the results files as cells finish and, with the figures, at the end. Returns the console
+    summary and the failed cells (scenario, method, seed, error, traceback). Ctrl-C stops the running
+    cells and raises :class:`.bench.BenchInterrupted`."""
     from tqdm.auto import tqdm
 
     from .bench import Bench, BenchInterrupted
 
-    bench = Bench(args, configs, device, datasets, command, options)
+    grid = config.grid
+    bench = Bench(config, device, datasets)
     plans = [plan for plan in (bench.plan(name, cell) for name, cell in bench.cells) if plan is not None]
     failed: list[dict] = []
     if not plans:
@@ -126,23 +99,21 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
     import ray
     initialised = ray.is_initialized()
     try:
-        _connect(args)
+        _connect(grid)
     except KeyboardInterrupt:
         if not initialised and ray.is_initialized():
             ray.shutdown()
         raise BenchInterrupted("interrupted while Ray was starting; no cell ran: rerun the same command") from None
     running: dict = {}  # object ref → plan
     ctrl_c = _CtrlC()
-    bar = tqdm(total=len(plans), desc="cells", unit="cell", disable=args.no_progress, dynamic_ncols=True)
+    bar = tqdm(total=len(plans), desc="cells", unit="cell", disable=not config.progress, dynamic_ncols=True)
     try:
-        slots = _slots(args)
-        cell_args = argparse.Namespace(**{**vars(args), "no_progress": True})  # one bar here, none in the cells
-        task = ray.remote(run_cell)
+        slots = _slots(grid)
+        task = ray.remote(work_cell)
         data_refs = {name: ray.put(datasets[name]) for name in {plan.name for plan in plans}}
         judge_refs = {(plan.name, plan.cell.method): ray.put(bench.judge(plan.name, plan.cell.method))
                       for plan in plans}  # trained here, once per data set, before any cell starts
         expect = {method: {"code": code, "device": bench.env["device"]} for method, code in bench.code_versions.items()}
-        out_dir = os.path.abspath(args.out)
         pending, done = list(plans), 0
 
         def show(advance: int = 0):
@@ -154,10 +125,11 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
             if pending and len(running) < slots:
                 while pending and len(running) < slots:
                     plan = pending.pop(0)
-                    ref = task.options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0,
+                    ref = task.options(num_cpus=grid.cpus_per_cell, num_gpus=grid.gpus_per_cell, max_retries=0,
                                        name=f"cell {plan.cell}").remote(
-                        cell_args, configs[plan.name], device, data_refs[plan.name], plan.cell, out_dir,
-                        os.path.abspath(plan.checkpoint), plan.settings, expect[plan.cell.method],
+                        plan.cell.method, plan.cell.seed, data_refs[plan.name], config.class_order, plan.settings,
+                        device, os.path.abspath(plan.checkpoint),
+                        os.path.abspath(bench.store.tensorboard_dir(plan.cell)), expect[plan.cell.method],
                         judge_refs[(plan.name, plan.cell.method)])
                     running[ref] = plan
                 show()
@@ -178,7 +150,7 @@ def run_grid(args, configs: dict, device, datasets: dict, command: str,
     except KeyboardInterrupt:
         bar.close()
         _stop(list(running), ray)
-        raise BenchInterrupted(_interrupted(args, bench, list(running.values()))) from None
+        raise BenchInterrupted(bench.interrupted(_stopped(list(running.values())))) from None
     finally:
         ctrl_c.restore()
         bar.close()
@@ -213,7 +185,7 @@ class _CtrlC:
             self._previous = None
 
 
-def _connect(args) -> None:
+def _connect(grid) -> None:
     """Start a local Ray instance (--workers) or join a cluster (--ray-address). A process that
     already has Ray initialised keeps its instance (and its Ray stays up after the grid)."""
     import ray
@@ -222,19 +194,19 @@ def _connect(args) -> None:
         return
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
-        if args.ray_address is not None:
-            silent = _silent(args.ray_address)
+        if grid.ray_address is not None:
+            silent = _silent(grid.ray_address)
             if silent:
                 raise ConnectionError(silent)
-            ray.init(address=args.ray_address, **quiet)
+            ray.init(address=grid.ray_address, **quiet)
         else:
             import torch
-            gpus = torch.cuda.device_count() if args.gpus_per_cell else 0
-            ray.init(address="local", num_cpus=max(1, math.ceil(args.workers * args.cpus_per_cell)), num_gpus=gpus,
+            gpus = torch.cuda.device_count() if grid.gpus_per_cell else 0
+            ray.init(address="local", num_cpus=max(1, math.ceil(grid.workers * grid.cpus_per_cell)), num_gpus=gpus,
                      include_dashboard=False, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        where = f"the Ray cluster at {args.ray_address}" if args.ray_address else "a local Ray instance"
-        hint = " (start one with `ray start --head`)" if args.ray_address else ""
+        where = f"the Ray cluster at {grid.ray_address}" if grid.ray_address else "a local Ray instance"
+        hint = " (start one with `ray start --head`)" if grid.ray_address else ""
         raise GridUnavailable(f"could not start or reach {where}{hint}: {str(err).splitlines()[0]}") from None
 
 
@@ -258,20 +230,20 @@ def _silent(address: str) -> str | None:
     return None
 
 
-def _slots(args) -> int:
+def _slots(grid) -> int:
     """Cells in flight at once: --workers, and no more than the cluster's CPUs and GPUs hold."""
     import ray
 
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    fits = [n for n in nodes if n.get("CPU", 0) >= args.cpus_per_cell and n.get("GPU", 0) >= args.gpus_per_cell]
+    fits = [n for n in nodes if n.get("CPU", 0) >= grid.cpus_per_cell and n.get("GPU", 0) >= grid.gpus_per_cell]
     if not fits:
-        raise GridUnavailable(f"no node of the Ray cluster has {args.cpus_per_cell:g} CPUs and {args.gpus_per_cell:g} "
+        raise GridUnavailable(f"no node of the Ray cluster has {grid.cpus_per_cell:g} CPUs and {grid.gpus_per_cell:g} "
                               "GPUs for a cell; lower --cpus-per-cell / --gpus-per-cell")
     total = ray.cluster_resources()
-    slots = math.floor(total.get("CPU", 0) / args.cpus_per_cell + 1e-9)
-    if args.gpus_per_cell:
-        slots = min(slots, math.floor(total.get("GPU", 0) / args.gpus_per_cell + 1e-9))
-    return max(1, min(slots, args.workers) if args.workers else slots)
+    slots = math.floor(total.get("CPU", 0) / grid.cpus_per_cell + 1e-9)
+    if grid.gpus_per_cell:
+        slots = min(slots, math.floor(total.get("GPU", 0) / grid.gpus_per_cell + 1e-9))
+    return max(1, min(slots, grid.workers) if grid.workers else slots)
 
 
 def _failure(cell, err: Exception) -> dict:
@@ -301,13 +273,10 @@ def _stop(refs: list, ray) -> None:
         _, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=1.0)
 
 
-def _interrupted(args, bench, stopped: list) -> str:
-    what = f"interrupted: {len(bench.this_command)} of {len(bench.cells)} runs done (records in " \
-           f"{os.path.join(args.out, 'records')})"
-    if stopped:
-        what += "; stopped: " + ", ".join(
-            f"{plan.cell} ({'checkpoint kept' if os.path.exists(plan.checkpoint) else 'no experience finished'})"
-            for plan in stopped)
-    how = ("rerun the same command without --reuse never to resume" if args.reuse == "never"
-           else "rerun the same command to resume")
-    return f"{what}. Finished experiences are kept: {how}."
+def _stopped(plans: list) -> str:
+    """What the Ctrl-C line says of the cells that were running."""
+    if not plans:
+        return ""
+    return "; stopped: " + ", ".join(
+        f"{plan.cell} ({'checkpoint kept' if os.path.exists(plan.checkpoint) else 'no experience finished'})"
+        for plan in plans)

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from .checkpoint import atomic_write_bytes
-from .records import _slug
+from .records import slug
 from .results import ORACLE_MARK, group_id, summarise
 
 FIGURES_DIR = "figures"
@@ -131,7 +131,7 @@ def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
         for scenario, rows in _rows(runs, methods).items():
             for kind, draw in (("accuracy", accuracy_figure), ("memory", memory_figure)):
                 png = _png(draw(scenario, rows))
-                path = os.path.join(out_dir, FIGURES_DIR, f"{_slug(scenario)}-{kind}.png")
+                path = os.path.join(out_dir, FIGURES_DIR, f"{slug(scenario)}-{kind}.png")
                 atomic_write_bytes(path, png)
                 writer.add_image(f"{scenario}/{kind}", imread(io.BytesIO(png))[..., :3], 0, dataformats="HWC")
                 written.append(path)

@@ -52,7 +52,7 @@ def decide(record: dict | None, key: dict, policy: str) -> tuple[bool, str]:
     return False, ", ".join(reasons)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
@@ -65,7 +65,7 @@ class Cell:
 
     @property
     def where(self) -> str:
-        return os.path.join(_slug(self.scenario), self.method, f"seed{self.seed}")
+        return os.path.join(slug(self.scenario), self.method, f"seed{self.seed}")
 
     def __str__(self) -> str:
         return f"{self.scenario} {self.method} seed {self.seed}"

@@ -62,3 +62,9 @@ class ReplayJudgePlugin(SupervisedPlugin):
             strategy.evaluator.publish_metric_value(MetricValue(strategy, "replay/accuracy", mean, x))
             for c, value in per_class.items():
                 strategy.evaluator.publish_metric_value(MetricValue(strategy, f"replay/accuracy/class_{c}", value, x))
+
+    def record(self) -> dict:
+        """The record's fields: the score after the final experience (none when nothing was judged)."""
+        if self.last is None:
+            return {}
+        return {"replay_accuracy": self.last["mean"], "replay_accuracy_per_class": self.last["per_class"]}

@@ -213,7 +213,24 @@ def csv_text(runs: list[dict]) -> str:
     return out.getvalue()
 
 
-def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str], notes: list[str] = (),
+def notes_of(runs: list[dict]) -> list[str]:
+    """The notes under the tables: what the columns mean, then each method's own notes (the ``notes``
+    its records carry) and every oracle's reason."""
+    notes = ["Last: accuracy on all classes after the final experience; Avg: mean over experiences of the accuracy "
+             "on the classes seen so far (first experience included); mean ± std over the seeds of a row",
+             "Source: ran / reused by the command above, or earlier (a record another command left under --out); "
+             "runs are pooled into one row only when their settings, data, code and device all match, and a "
+             "row named 'method @key' holds records made under other ones (see the Runs table)",
+             "Memory (floats): numbers a method keeps beyond the model it classifies with, after the last "
+             "experience: a stored image counts C·H·W, a feature statistic its size, a kept model (frozen copy, "
+             "generator) its parameters and float buffers, EWC / SI their importances and anchors"]
+    notes += sorted({f"{r['method']} {note}" for r in runs for note in r.get("notes", ())})
+    oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
+    notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
+    return notes
+
+
+def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str],
                   provenance: dict | None = None, failed: list[dict] | None = None) -> str:
     """Write the three results files atomically; return the console summary. Each run needs a
     ``source`` (one of :data:`SOURCES`). ``failed``: the cells of a grid run that failed (scenario,
@@ -221,6 +238,7 @@ def write_results(out_dir: str, runs: list[dict], methods: list[str], header: li
     summary; None (a sequential run) leaves them out."""
     runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r["seed"]))
     summary = summarise(runs, methods)
+    notes = notes_of(runs)
     content = {"provenance": provenance, "runs": runs, "summary": summary}
     if failed is not None:
         content["failed"] = failed

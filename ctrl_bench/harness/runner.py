@@ -1,4 +1,6 @@
-"""Run one (method, seed) on one scenario, experience by experience, resumable."""
+"""Run one cell, a (scenario, method, seed), experience by experience, resumable: the method's
+context from the cell's settings (:func:`run_cell`), the loop over experiences with a checkpoint
+after each (:func:`run_method`), and the record of what it did."""
 
 from __future__ import annotations
 
@@ -135,6 +137,45 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "experience_seconds": seconds,
         "strategy": strategy,
     }
+
+
+def method_context(scenario, settings: dict, device, evaluator):
+    """The :class:`baselines.MethodContext` of a cell: the shared settings (``settings["config"]``)
+    with the method's own (``settings["method"]``: its training length and batch size, and its options)."""
+    from baselines import MethodContext
+
+    common, own = settings["config"], dict(settings["method"])
+    epochs, batch_size = own.pop("epochs"), own.pop("batch_size")
+    return MethodContext(
+        image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device, evaluator=evaluator,
+        backbone=common["backbone"], size=common["size"], feature_dim=common["feature_dim"], epochs=epochs,
+        batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=common["lr"],
+        mem_size=common["mem_size"], options={**own, "n_experiences": len(scenario.train_sizes)},
+    )
+
+
+def run_cell(method: str, seed: int, scenario, settings: dict, device, checkpoint: str,
+             tensorboard_dir: str | None, progress: bool = True, label: str = "", extra_plugins=()) -> dict:
+    """One cell: build ``method`` from ``settings`` (``bench.cell_settings``), train and evaluate it on
+    every experience of ``scenario`` (resuming from ``checkpoint``), and return its record (the
+    harness adds the reuse key and provenance). A plugin in ``extra_plugins`` with a ``record()``
+    method adds its fields (the replay judge's)."""
+    from baselines import get_method, memory_budget, memory_floats, oracle, record_fields
+
+    ctx = method_context(scenario, settings, device, make_evaluator(tensorboard_dir))
+    module = get_method(method)
+    result = run_method(module.build, ctx, scenario, checkpoint, seed, progress=progress, label=label,
+                        state_attributes=getattr(module, "STATE_ATTRIBUTES", ()), extra_plugins=extra_plugins)
+    strategy = result.pop("strategy")
+    record = {"method": method, "seed": seed, **result,
+              "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,
+              "memory_budget": memory_budget(method, ctx, strategy),
+              "memory_floats": memory_floats(method, ctx, strategy), "oracle": oracle(method, ctx, strategy),
+              "preset": settings["preset"], "settings": settings, **record_fields(method, ctx, strategy)}
+    for plugin in extra_plugins:
+        if hasattr(plugin, "record"):
+            record.update(plugin.record())
+    return record
 
 
 def torch_save_atomic(obj, path: str) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import run_bench
-from conftest import make_images
+from ctrl_bench.harness import cli
+from helpers import make_images
 
 TESTS = Path(__file__).resolve().parent
 CELLS = [("naive", 0), ("naive", 1), ("replay", 0), ("replay", 1)]
@@ -24,7 +24,7 @@ CELLS = [("naive", 0), ("naive", 1), ("replay", 0), ("replay", 1)]
 
 def bench(out, data, *extra):
     """2 methods × 2 seeds, one thread per cell; 5 epochs so that the accuracy matrices are not trivial."""
-    return run_bench.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "5",
+    return cli.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "5",
                            "--batch-size", "32", "--mem-size", "40", "--no-progress", "--out", str(out),
                            "--methods", "naive", "replay", "--seeds", "0", "1", *extra])
 
@@ -67,10 +67,11 @@ def faults(tmp_path_factory):
     ray = pytest.importorskip("ray")
     plan = tmp_path_factory.mktemp("faults") / "faults.json"
     plan.write_text("{}")
-    root = str(TESTS.parent)
+    root = str(TESTS.parents[1])
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              runtime_env={"env_vars": {"CTRL_BENCH_TEST_FAULTS": str(plan),
-                                       "PYTHONPATH": os.pathsep.join([str(TESTS), root, os.environ.get("PYTHONPATH", "")])},
+                                       "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), root,
+                                                                      os.environ.get("PYTHONPATH", "")])},
                           "worker_process_setup_hook": "_grid_faults.install"})
     yield plan
     ray.shutdown()

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import run_bench
-from conftest import make_images
+from ctrl_bench.harness import cli
+from helpers import make_images
 from ctrl_bench.judge import judge_accuracy, replay_accuracy, train_judge
 
 
@@ -43,7 +43,7 @@ def test_a_ctrl_run_records_replay_accuracy_and_caches_its_judge(tiny_npz, tmp_p
     out = tmp_path / "runs"
     argv = ["--scenario", f"npz:{tiny_npz}", "--n-experiences", "2", "--methods", "ctrl", "naive", "--backbone", "conv",
             "--ctrl-epochs", "2", "--ctrl-batch-size", "64", "--epochs", "1", "--no-progress", "--out", str(out)]
-    assert run_bench.main(argv) == 0
+    assert cli.main(argv) == 0
     runs = {run["method"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
     assert 0.0 <= runs["ctrl"]["replay_accuracy"] <= 1.0
     assert set(runs["ctrl"]["replay_accuracy_per_class"]) == {"0", "1", "2", "3"}

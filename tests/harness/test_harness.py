@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-import run_bench
+from ctrl_bench.harness import cli
 from baselines import MethodContext, get_method, method_names
 from ctrl_bench import metrics
 from ctrl_bench.harness.runner import make_evaluator, run_method
@@ -58,7 +58,7 @@ def test_not_an_npz(tmp_path):
 
 
 def bench(out, data, *extra):
-    return run_bench.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "4",
+    return cli.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "4",
                            "--batch-size", "16", "--mem-size", "40",
                            "--no-progress", "--out", str(out), *extra])
 
@@ -139,26 +139,26 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--scenario", "split_svhn"], "unknown scenario 'split_svhn'; choose one of: split_cifar10"),
+    (["--scenario", "split_svhn"], "unknown scenario 'split_svhn'; choose one of: mnist_5k, split_cifar10"),
     (["--methods", "ctrl", "sgd"], "unknown method 'sgd'"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of paper, quick"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--scenario", "split_mnist", "--n-experiences", "3"], "supports 5, 10 experiences"),
     (["--methods", "ctrl", "--backbone", "mlp"], "ctrl needs an autoencoder backbone"),
-    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.freeze, ncm.oracle"),
+    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.freeze, ncm.oracle"),
     (["--methods", "naive", "--option", "ncm.oracle=true"], "--option 'ncm.oracle=true': ncm is not among --methods"),
     (["--methods", "ncm", "--option", "oracle"], "expected METHOD.NAME=VALUE"),
 ])
 def test_bad_names_exit_before_training(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_bench.main(args + ["--out", "/nonexistent/never-written"])
+        cli.main(args + ["--out", "/nonexistent/never-written"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_missing_data_without_download_says_which_files(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_bench.main(["--scenario", "split_mnist", "--methods", "naive", "--no-download",
+        cli.main(["--scenario", "split_mnist", "--methods", "naive", "--no-download",
                         "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
@@ -169,7 +169,7 @@ def test_malformed_npz_exits_with_a_message(tmp_path, capsys):
     path = tmp_path / "bad.npz"
     np.savez(path, x_train=np.zeros((4, 28, 28), np.uint8))
     with pytest.raises(SystemExit) as exit_info:
-        run_bench.main(["--scenario", f"npz:{path}", "--methods", "naive", "--out", str(tmp_path / "out")])
+        cli.main(["--scenario", f"npz:{path}", "--methods", "naive", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 1
     assert "lacks the arrays y_train, x_test, y_test" in capsys.readouterr().err
 

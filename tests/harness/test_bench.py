@@ -4,19 +4,19 @@ lose rows, Ctrl-C and resume, bit-identical CPU reruns."""
 import hashlib
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import run_bench
+from ctrl_bench.harness import cli
+from helpers import copy_of_the_code
 from ctrl_bench.harness import provenance, runner
 
 
 def bench(out, data, *extra):
-    return run_bench.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "1",
+    return cli.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--epochs", "1",
                            "--batch-size", "32", "--mem-size", "40", "--no-progress", "--out", str(out), *extra])
 
 
@@ -49,7 +49,7 @@ def test_every_record_carries_its_provenance(tiny_npz, tmp_path, capsys):
     printed = capsys.readouterr().out
     run = record(out, seed=3)
     prov = run["provenance"]
-    assert prov["command"].startswith("python run_bench.py --scenario npz:") and "--seeds 3" in prov["command"]
+    assert prov["command"].startswith("ctrl-bench --scenario npz:") and "--seeds 3" in prov["command"]
     assert re.fullmatch(r"[0-9a-f]{40}( \(dirty\))?", prov["git_commit"])
     assert (prov["torch"], prov["torchvision"], prov["avalanche_lib"]) == ("2.14.1", "0.29.1", "0.6.0")
     assert prov["python"].startswith("3.") and prov["device"].startswith("cpu: ") and prov["torch_threads"] == 1
@@ -95,21 +95,22 @@ def test_reuse_only_while_settings_and_data_match(tiny_npz, tmp_path, capsys):
     assert not (out / "checkpoints").exists()  # the kept one was stale, and went
 
 
-def test_a_changed_method_file_invalidates_only_that_method(tiny_npz, tmp_path, capsys, monkeypatch):
-    code = tmp_path / "code"
-    for folder in ("baselines", "ctrl_bench", "scenarios"):
-        shutil.copytree(provenance.CODE_ROOT / folder, code / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(provenance.CODE_ROOT / "run_bench.py", code / "run_bench.py")
-    monkeypatch.setattr(provenance, "CODE_ROOT", code)
+def test_a_code_edit_reruns_the_methods_it_changes_and_prose_reruns_nothing(tiny_npz, tmp_path, capsys, monkeypatch):
+    code = copy_of_the_code(tmp_path / "code")
+    monkeypatch.setattr(provenance, "CODE_ROOT", code)  # the reuse key hashes the copy, which is edited
     out = tmp_path / "runs"
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     capsys.readouterr()
+    naive = code / "baselines" / "naive.py"
+    naive.write_text(naive.read_text().replace('"""Naive fine-tuning', '"""Naive fine-tuning (edited)') + "# a comment\n")
+    assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
+    assert set(console(capsys).values()) == {"reused (record still valid)"}  # comments and docstrings are not code
     with open(code / "baselines" / "naive.py", "a") as fh:
-        fh.write("# an edit\n")
+        fh.write("    return 1\n")
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     assert console(capsys) == {"naive seed 0": "running (code changed)", "replay seed 0": "reused (record still valid)"}
     with open(code / "ctrl_bench" / "metrics.py", "a") as fh:  # shared by every method
-        fh.write("# an edit\n")
+        fh.write("EDITED = True\n")
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     assert console(capsys) == {"naive seed 0": "running (code changed)", "replay seed 0": "running (code changed)"}
 

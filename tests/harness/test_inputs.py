@@ -4,13 +4,13 @@ and nothing written under --out."""
 import numpy as np
 import pytest
 
-import run_bench
+from ctrl_bench.harness import cli
 
 
 def run(tmp_path, capsys, *args):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        run_bench.main([*args, "--methods", "naive", "--backbone", "mlp", "--no-progress", "--out", str(out)])
+        cli.main([*args, "--methods", "naive", "--backbone", "mlp", "--no-progress", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert not out.exists(), "a bad input must not create anything under --out"
     assert err.count("\n") == 0 and err.startswith("error: "), err
@@ -110,6 +110,6 @@ def test_out_that_is_a_file(tiny_npz, tmp_path, capsys):
     out = tmp_path / "out"
     out.write_text("not a folder")
     with pytest.raises(SystemExit) as exit_info:
-        run_bench.main(["--scenario", f"npz:{tiny_npz}", "--methods", "naive", "--out", str(out)])
+        cli.main(["--scenario", f"npz:{tiny_npz}", "--methods", "naive", "--out", str(out)])
     assert exit_info.value.code == 2 and "is a file; give a folder" in capsys.readouterr().err
     assert out.read_text() == "not a folder"

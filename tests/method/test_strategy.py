@@ -10,7 +10,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from baselines._backbones import model_floats
 from baselines.ctrl import memory_floats as ctrl_memory_floats
-from conftest import make_images
+from helpers import make_images
 from ctrl_bench import ICTRL, build_autoencoder, game_terms
 from scenarios import build_scenario
 
@@ -35,7 +35,7 @@ def closed_loop_terms(strategy, dataset, decoder=None, num_classes=4):
     with torch.no_grad():
         features = strategy.encoder(torch.cat([X, decoder(strategy.encoder(X))]))
     strategy.model.load_state_dict(state)
-    return game_terms(features[:len(X)], features[len(X):], y, num_classes, strategy.eps2)
+    return game_terms(features[:len(X)], features[len(X):], y, num_classes, strategy.config.eps2)
 
 
 @pytest.mark.parametrize("alternate", [True, False], ids=["alternating", "simultaneous"])
@@ -90,6 +90,7 @@ def first_experience_accuracy_after_the_second(npz: str, **options) -> float:
     return float(results["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000"])
 
 
+@pytest.mark.slow
 def test_the_retention_options_keep_the_first_experience_classes(tmp_path):
     """With the published game (the encoder also discriminates real from decoded images, no anchors,
     no pixel term) real images of old classes drift off their stored subspaces; with the defaults
@@ -108,7 +109,7 @@ def test_the_retention_options_keep_the_first_experience_classes(tmp_path):
 def drift_of_new_features(npz: str, distill_weight: float) -> tuple[float, ICTRL]:
     """A CRATE pair learns 2 classes, then 2 more with ``distill_weight``: the mean cosine drift
     1 − ⟨f_after(x), f_before(x)⟩ of the second experience's training images, and the strategy."""
-    from ctrl_bench.strategy import cosine_drift
+    from ctrl_bench.ictrl.step import cosine_drift
 
     torch.manual_seed(0)
     scenario = build_scenario(f"npz:{npz}", n_experiences=2, seed=0)
@@ -125,6 +126,7 @@ def drift_of_new_features(npz: str, distill_weight: float) -> tuple[float, ICTRL
     return float(cosine_drift(after, before)), strategy
 
 
+@pytest.mark.slow
 def test_distillation_holds_the_new_images_features_near_the_frozen_encoders(tiny_npz):
     """Measured: drift 0.54 without distillation, 0.03 with weight 1000."""
     free, plain = drift_of_new_features(tiny_npz, 0.0)
@@ -210,3 +212,27 @@ def test_nan_in_a_loss_raises_a_clear_error(tiny_npz):
         next(strategy.encoder.parameters()).fill_(float("nan"))
     with pytest.raises(NonFiniteRateError, match="ctrl game"):
         strategy.train(scenario.benchmark.train_stream[0])
+
+
+def test_every_step_fires_the_two_players_hooks_in_order(tiny_npz):
+    class Recorder:
+        """Records the update hooks of the first minibatch."""
+
+        def __init__(self):
+            self.events = []
+
+        def __getattr__(self, name):
+            if not name.startswith(("before_", "after_")):
+                raise AttributeError(name)
+            return lambda strategy, **kwargs: self.events.append(name)
+
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    recorder = Recorder()
+    for alternate in (True, False):
+        recorder.events.clear()
+        strategy = make_strategy(train_epochs=1, alternate=alternate, plugins=[recorder])
+        strategy.train(scenario.benchmark.train_stream[0])
+        first = recorder.events.index("before_training_iteration")
+        assert recorder.events[first:first + 6] == [
+            "before_training_iteration", "before_encoder_update", "after_encoder_update", "before_decoder_update",
+            "after_decoder_update", "after_training_iteration"]

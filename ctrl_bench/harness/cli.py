@@ -1,0 +1,240 @@
+"""ctrl-bench: run continual-learning methods × class-incremental scenarios × seeds.
+
+Writes, under --out: results.json, results.csv, results.md (the i-CTRL paper's table layout: Last
+and Avg accuracy, mean ± std over seeds, memory kept in floats, then per-run provenance) built from
+every record under --out, figures/ (per scenario: accuracy on the classes seen so far after every
+experience, and Last accuracy against memory), one record per (scenario, method, seed) in
+records/, one TensorBoard run per (scenario, method, seed) with i-CTRL's replay grids, and
+per-experience checkpoints. Rerunning a command reuses each record whose settings, data, code and
+device still match (else says why and runs it again) and resumes an interrupted run after its last
+finished experience. On one machine, the same seed and --threads give bit-identical numbers on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+
+from .config import DEFAULT_METHODS, DEFAULT_SCENARIOS, REUSE_POLICIES, ConfigError, GridConfig, RunConfig
+
+EXAMPLE = """examples:
+  ctrl-bench                                            # the quick comparison on the MNIST subset that ships
+  ctrl-bench --scenario npz:../shared/data/cifar10-subset.npz --methods ctrl lwf icarl --seeds 0 1 2
+  ctrl-bench --scenario split_cifar10 --n-experiences 10 --preset paper --device cuda
+  ctrl-bench --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
+  ctrl-bench --seeds 0 1 2 --workers 2 --cpus-per-cell 1   # 2 cells at once on Ray (pip install -e ".[ray]")
+  tensorboard --logdir runs/tensorboard                 # replay grids under IMAGES: replay/class_<c>
+(python run_bench.py … is the same command.)
+"""
+
+MAX_SEED = 2**32 - 1  # numpy's and Avalanche's seeds are 32-bit
+# Flags that set an option of ctrl: --ctrl-NAME VALUE is --option ctrl.NAME=VALUE.
+CTRL_ALIASES = {"epochs": "epochs of the game per experience", "batch_size": "images per step of the game",
+                "lr": "Adam learning rate of both players", "eps2": "ε² of the rate terms",
+                "new_weight": "λ on ΔR(Z_new, Ẑ_new)", "gamma": "γ on the constraint ΔR(Z_old, Ẑ_old) (start of μ)",
+                "constraint": "penalty or augmented_lagrangian", "classifier": "memory or paper (an oracle)",
+                "init": "default or dcgan (the conv pair)"}
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        fail(f"{message} (see --help)")
+
+
+def bounded(kind, low: float, inclusive: bool = True, high: float | None = None):
+    """An argparse type: ``kind`` values ≥ low (or > low), ≤ high; says which bound failed."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if value < low or (value == low and not inclusive) or (high is not None and value > high):
+            bound = f"{'≥' if inclusive else '>'} {low}" + (f" and ≤ {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
+
+
+positive_int, positive_float, non_negative = bounded(int, 1), bounded(float, 0, inclusive=False), bounded(float, 0)
+
+
+def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
+    import torch
+
+    from baselines import method_names
+    from scenarios import scenario_names
+
+    from . import grid
+    from .presets import preset_names
+
+    p = OneLineErrorParser(prog=prog, description=__doc__, epilog=method_options_help() + EXAMPLE,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", nargs="+", default=list(DEFAULT_SCENARIOS), metavar="NAME",
+                   help=f"one or more of: {', '.join(scenario_names())} (default: {' '.join(DEFAULT_SCENARIOS)}, "
+                        "which ships with ctrl-bench)")
+    p.add_argument("--n-experiences", type=positive_int, default=None, metavar="N",
+                   help="experiences per scenario; must divide the number of classes (default: 5; CIFAR-100: 10)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
+                   help=f"any of: {', '.join(method_names())} (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--seeds", nargs="+", type=bounded(int, 0, high=MAX_SEED), default=[0], metavar="SEED",
+                   help=f"seeds in 0..{MAX_SEED}; each also fixes the class order (default: 0)")
+    p.add_argument("--class-order", nargs="+", type=int, default=None, metavar="CLASS",
+                   help="fixed class order (a permutation of 0..K-1) instead of the seed's")
+    p.add_argument("--preset", default="quick",
+                   help=f"one of: {', '.join(preset_names())} (default: quick): quick = minutes per method on a CPU, "
+                        "paper = the published training lengths, for a GPU (with --backbone conv: the reference's "
+                        "DCGAN pair and game)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: auto)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch CPU threads; part of a run's settings, since the count changes CPU numbers "
+                        f"(default: torch's current count, here {torch.get_num_threads()}; on Ray: int(--cpus-per-cell))")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a method's own setting (repeatable; listed below), e.g. pass.rotation=false")
+    p.add_argument("--out", default="runs", help="output folder (default: runs/)")
+    p.add_argument("--reuse", choices=REUSE_POLICIES, default="valid",
+                   help="finished runs under --out: valid = reuse a record (and resume a checkpoint) only while "
+                        "its settings, data, code and device match, else run again and say why; never = run "
+                        "everything again from the start; always = reuse any record of the same scenario, method "
+                        "and seed (default: valid)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each run's last checkpoint once its record is written (default: delete it)")
+    p.add_argument("--data-root", default="./data", help="where torchvision data sets live (default: ./data)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail with the list of missing files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("overrides of the preset (every method that does not set its own)")
+    g.add_argument("--backbone", choices=["conv", "crate", "mlp"], help="network family (ctrl: conv or crate)")
+    g.add_argument("--size", choices=["tiny", "small", "base"], help="network size preset")
+    g.add_argument("--feature-dim", type=positive_int, help="feature dimension d of encoder and classifiers")
+    g.add_argument("--epochs", type=positive_int, help="epochs per experience")
+    g.add_argument("--batch-size", type=positive_int, help="training batch size")
+    g.add_argument("--lr", type=positive_float, help="Adam learning rate of the classifier methods")
+    g.add_argument("--mem-size", type=positive_int, help="images a rehearsal method may keep")
+    c = p.add_argument_group("ctrl / i-CTRL: each --ctrl-NAME VALUE is --option ctrl.NAME=VALUE")
+    for name, text in CTRL_ALIASES.items():
+        c.add_argument(f"--ctrl-{name.replace('_', '-')}", metavar="VALUE", help=text)
+    c.add_argument("--ctrl-review", action="store_true", help="refresh old classes' statistics via f∘g")
+    c.add_argument("--ctrl-updates", choices=["alternating", "simultaneous"],
+                   help="alternating: the encoder steps, then the decoder against the updated encoder (reference "
+                        "code; paper preset with --backbone conv); simultaneous: both from one forward")
+    r = p.add_argument_group(f"the grid on Ray: cells (scenario, method, seed) in parallel ({grid.INSTALL})")
+    r.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run up to N cells at once on this machine, through a local Ray instance the run starts and "
+                        "stops (with --ray-address: at most N at once on the cluster)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="run the cells on an existing Ray cluster: its address, or auto (the one `ray start --head` "
+                        "started here)")
+    r.add_argument("--cpus-per-cell", type=positive_float, metavar="C",
+                   help="CPUs Ray gives a cell; it runs int(C) torch threads, at least 1 (default: --threads, or 1)")
+    r.add_argument("--gpus-per-cell", type=non_negative, metavar="G",
+                   help="GPUs a cell gets; fractions share one, e.g. 0.25 (default: 1 on CUDA, else 0)")
+    return p
+
+
+def method_options_help() -> str:
+    from baselines import COMMON_OPTIONS, method_names, method_options
+    lines = [f"  {m}.{name}: {text}" for m in method_names() for name, text in sorted(method_options(m).items())]
+    common = [f"  METHOD.{name}: {text} (any method; a method's preset may set it too)"
+              for name, text in COMMON_OPTIONS.items()]
+    return "method options (--option METHOD.NAME=VALUE):\n" + "\n".join(common + lines) + "\n\n"
+
+
+def parse_method_options(texts: list[str], methods: list[str]) -> dict[str, dict]:
+    """--option values by method; ValueError for a malformed one, an unknown name or a method not run."""
+    from baselines import parse_option
+    options: dict[str, dict] = {}
+    for text in texts:
+        method, name, value = parse_option(text)
+        if method not in methods:
+            raise ValueError(f"--option {text!r}: {method} is not among --methods")
+        options.setdefault(method, {})[name] = value
+    return options
+
+
+def ctrl_alias_options(args) -> list[str]:
+    """The --ctrl-NAME flags as --option ctrl.NAME=VALUE texts."""
+    texts = [f"ctrl.{name}={getattr(args, 'ctrl_' + name)}" for name in CTRL_ALIASES
+             if getattr(args, "ctrl_" + name) is not None]
+    if args.ctrl_review:
+        texts.append("ctrl.review=true")
+    if args.ctrl_updates is not None:
+        texts.append(f"ctrl.alternate={'true' if args.ctrl_updates == 'alternating' else 'false'}")
+    return texts
+
+
+def resolve_threads(args, default: int) -> tuple[int, GridConfig | None]:
+    """The torch thread count of every cell, and the grid (None without --workers / --ray-address):
+    a grid cell runs int(CPUs per cell) threads, at least 1, which is then its --threads; without
+    --cpus-per-cell a cell gets --threads CPUs, or 1. ValueError for flags that disagree or need a grid."""
+    if args.workers is None and args.ray_address is None:
+        for flag in ("cpus_per_cell", "gpus_per_cell"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --workers or --ray-address")
+        return args.threads or default, None
+    cpus = args.cpus_per_cell if args.cpus_per_cell is not None else float(args.threads or 1)
+    threads = max(1, int(cpus))
+    if args.threads is not None and args.threads != threads:
+        raise ValueError(f"--threads {args.threads} disagrees with --cpus-per-cell {cpus:g}: a cell "
+                         f"runs int(CPUs per cell) = {threads} torch threads; give one of the two")
+    return threads, GridConfig(args.workers, args.ray_address, cpus, args.gpus_per_cell)
+
+
+def to_run_config(args, command: str) -> RunConfig:
+    """The typed configuration of the parsed command line; ValueError for values that cannot go together."""
+    import torch
+
+    threads, grid = resolve_threads(args, torch.get_num_threads())
+    method_options = parse_method_options(args.option + ctrl_alias_options(args), args.methods)
+    overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "mem_size": args.mem_size}
+    return RunConfig(
+        scenarios=tuple(args.scenario), methods=tuple(args.methods), seeds=tuple(args.seeds), preset=args.preset,
+        n_experiences=args.n_experiences, class_order=None if args.class_order is None else tuple(args.class_order),
+        device=args.device, threads=threads, overrides={k: v for k, v in overrides.items() if v is not None},
+        method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
+        data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid,
+        command=command,
+    )
+
+
+def fail(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv=None, prog: str = "ctrl-bench") -> int:
+    """The command line: parse, run, print the summary; one line on stderr and exit 2 for bad
+    arguments, 1 for bad data or a failed run, 130 on Ctrl-C."""
+    # Avalanche's deprecation decorator turns warnings back on for every call; keep the console readable.
+    warnings.filterwarnings("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(prog).parse_args(argv)
+    try:
+        config = to_run_config(args, command=" ".join([prog, shlex.join(argv)]))
+    except ValueError as err:
+        fail(str(err))
+    from ctrl_bench.rate import NonFiniteRateError
+
+    from . import grid
+    from .bench import DataError, run
+    try:
+        outcome = run(config)
+    except ConfigError as err:
+        fail(str(err))
+    except (DataError, NonFiniteRateError, grid.GridUnavailable) as err:  # bad data, a NaN in a loss, or no Ray
+        fail(str(err), code=1)
+    except KeyboardInterrupt as err:  # a BenchInterrupted says what finished; anything earlier wrote nothing
+        print(f"\n{err}" if str(err) else "\ninterrupted before any run started; nothing was written",
+              file=sys.stderr)
+        return 130
+    print(outcome.summary)
+    import os
+    print(f"results written to {os.path.abspath(config.out)}/results.{{json,csv,md}}; "
+          f"TensorBoard: tensorboard --logdir {os.path.join(config.out, 'tensorboard')}")
+    if outcome.failed:
+        print(f"error: {len(outcome.failed)} of {outcome.total} runs failed (listed above and in results.md); "
+              "rerun the same command to run them again", file=sys.stderr)
+        return 1
+    return 0

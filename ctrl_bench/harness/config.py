@@ -1,0 +1,77 @@
+"""The typed configuration of one command: what the CLI turns its arguments into, and all the
+harness takes (so that it can be driven from Python without a command line)::
+
+    from ctrl_bench.harness import RunConfig, run
+    outcome = run(RunConfig(scenarios=("mnist_5k",), methods=("naive", "replay"), seeds=(0, 1), out="runs"))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_METHODS = ("ctrl", "naive", "lwf", "icarl", "replay")
+DEFAULT_SCENARIOS = ("mnist_5k",)
+REUSE_POLICIES = ("never", "valid", "always")
+# Settings of the preset every method shares that a command may override (None: the preset's).
+COMMON_OVERRIDES = ("backbone", "size", "feature_dim", "epochs", "batch_size", "lr", "mem_size")
+
+
+class ConfigError(ValueError):
+    """A name, value or combination the harness cannot run (the CLI exits 2)."""
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Cells in parallel on Ray: up to ``workers`` at once through a local instance, or on the cluster
+    at ``ray_address``; each cell gets ``cpus_per_cell`` CPUs (and runs int(that) torch threads) and
+    ``gpus_per_cell`` GPUs."""
+
+    workers: int | None = None
+    ray_address: str | None = None
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float | None = None  # None: 1 on CUDA, else 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Methods × scenarios × seeds, and how to run them. ``overrides`` replace values of the preset
+    every method shares (keys of :data:`COMMON_OVERRIDES`); ``method_options`` are each method's own
+    settings ({method: {name: value}}, as ``--option METHOD.NAME=VALUE``). ``threads`` is the torch
+    thread count (None: the current one); it is part of every run's settings."""
+
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    seeds: tuple[int, ...] = (0,)
+    preset: str = "quick"
+    n_experiences: int | None = None
+    class_order: tuple[int, ...] | None = None
+    device: str = "auto"
+    threads: int | None = None
+    overrides: dict = field(default_factory=dict)
+    method_options: dict = field(default_factory=dict)
+    out: str = "runs"
+    reuse: str = "valid"
+    keep_checkpoints: bool = False
+    data_root: str = "./data"
+    download: bool = True
+    progress: bool = True
+    grid: GridConfig | None = None
+    command: str = ""  # the command line, for provenance
+
+    def check(self) -> None:
+        """ConfigError for what is wrong with the values themselves (names are checked by ``run``)."""
+        for flag, values in (("--scenario", self.scenarios), ("--methods", self.methods), ("--seeds", self.seeds)):
+            if not values:
+                raise ConfigError(f"{flag} needs at least one value")
+        if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("--methods and --seeds must not repeat a value")
+        if len(set(self.scenarios)) != len(self.scenarios):
+            raise ConfigError("--scenario must not repeat a value")
+        unknown = sorted(set(self.overrides) - set(COMMON_OVERRIDES))
+        if unknown:
+            raise ConfigError(f"unknown overrides {unknown}; known: {', '.join(COMMON_OVERRIDES)}")
+        if self.reuse not in REUSE_POLICIES:
+            raise ConfigError(f"unknown reuse policy {self.reuse!r}; choose one of {', '.join(REUSE_POLICIES)}")
+        stray = sorted(set(self.method_options) - set(self.methods))
+        if stray:
+            raise ConfigError(f"options given for {', '.join(stray)}, which is not among the methods")

@@ -1,0 +1,156 @@
+"""Every option of i-CTRL, its default, its help and the paper's value: the one place they live.
+
+``ICTRLConfig`` is a flat dataclass in the tone of nanoGPT's ``GPTConfig``: one field per option,
+each with a help string and, where the paper fixes it, the paper's value. Everything else derives
+from it: :data:`PUBLISHED` (the paper's game), :data:`RETENTION` (the options that depart from the
+paper), the harness's ``--option ctrl.NAME=VALUE`` help, and the options table of ``docs/ictrl.md``
+(:func:`options_table`, checked by a test; print it with
+``python -c "from ctrl_bench.ictrl.config import options_table; print(options_table())"``).
+
+The paper: Tong et al., "Incremental learning of structured memory via closed-loop transcription",
+ICLR 2023 (MNIST settings; the CIFAR-10 differences are in ``baselines/ctrl.py``'s presets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+CONSTRAINT_MODES = ("penalty", "augmented_lagrangian")
+CLASSIFIER_PROTOCOLS = {
+    "memory": "memory-only (nearest subspace built from the stored feature statistics)",
+    "paper": "paper protocol (nearest subspace fitted on features of the real training images of every seen class)",
+}
+# Avalanche's strategy arguments, as ICTRL's defaults (the quick preset's lengths).
+TRAIN_EPOCHS, TRAIN_MB_SIZE, EVAL_MB_SIZE = 30, 256, 1024
+
+_NO_PAPER_VALUE = object()
+
+
+def option(default, help: str, *, paper=_NO_PAPER_VALUE, departure: bool = False):
+    """A field of :class:`ICTRLConfig`: its default, what it does, the paper's value (when the paper
+    fixes one) and whether it is a departure from the paper's method (listed in :data:`RETENTION`)."""
+    metadata = {"help": help, "departure": departure}
+    if paper is not _NO_PAPER_VALUE:
+        metadata["paper"] = paper
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class ICTRLConfig:
+    """i-CTRL's game, memory, retention and classifier options. ``ICTRLConfig(**PUBLISHED)`` plays the
+    paper's game; the defaults keep every class of the MNIST subset with a tiny CRATE pair."""
+
+    # ---- the game: encoder max / decoder min of ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j) ∓ C(Σ_old ΔR(Z_j, Ẑ_j))
+    eps2: float = option(1.0, "ε² of every rate term, R(Z) = ½ logdet(I + d/(n·ε²) ZᵀZ) (a variance: ε², not ε)",
+                         paper=1.0)
+    lr: float = option(1e-3, "Adam learning rate of both players", paper=1e-4)
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both players (\"other betas collapse\")",
+                                        paper=(0.5, 0.999))
+    new_weight: float = option(1.0, "λ on Σ_new ΔR(Z_j, Ẑ_j) in every experience (λ = 1 on the first is plain CTRL)",
+                               paper=10.0)
+    constraint: str = option("penalty", "penalty: the fixed penalty γ·c of the constraint c = Σ_old ΔR(Z_j, Ẑ_j) = 0; "
+                                        "augmented_lagrangian: μ·c + ρ/2·c², μ from γ grows by ρ·c after every epoch")
+    gamma: float = option(1.0, "γ, the constraint's weight (the multiplier's start with augmented_lagrangian)",
+                          paper=1.0)
+    rho: float = option(1.0, "ρ of the augmented Lagrangian (unused with penalty)")
+    encoder_steps: int = option(1, "k ≥ 1: k − 1 extra encoder steps maximising ΔR(Z) alone before each step of both "
+                                   "players (the reference CIFAR-10 code uses 2)")
+    alternate: bool = option(False, "true: the encoder steps, then the decoder steps against the updated encoder on a "
+                                    "fresh forward (the reference code); false: both players step on the gradients "
+                                    "of one forward", paper=True)
+    first_epochs: int | None = option(None, "epochs of the game on the first experience (none: as every experience)")
+    # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
+    n_directions: int = option(16, "r, principal directions stored per class", paper=12)
+    n_prototypes: int = option(360, "prototypes drawn per class when the whole memory is sampled")
+    replay_per_class: int | None = option(64, "memory codes (anchors) per old class in each step (none: as many as a "
+                                              "new class has in the batch)", paper=None)
+    review: bool = option(False, "refresh old classes' statistics through f∘g after each experience")
+    # ---- retention: departures from the paper, each one named (README, ablation)
+    encoder_discriminates: bool = option(
+        False, "true: the encoder also maximises λ Σ_new ΔR(Z_j, Ẑ_j), learning to tell real images from their "
+               "decodings (the paper); false: only the decoder minimises it", paper=True, departure=True)
+    anchors_per_class: int = option(128, "old-class images decoded from memory at the start of each experience and "
+                                         "held fixed (0: none)", paper=0, departure=True)
+    anchor_weight: float = option(1000.0, "weight of the cosine drift of the anchors' features from their "
+                                          "start-of-experience features", paper=0.0, departure=True)
+    pixel_weight: float = option(100.0, "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors "
+                                        "(vs themselves)", paper=0.0, departure=True)
+    distill_weight: float = option(0.0, "weight of the cosine drift of the new batch's features from their features "
+                                        "under a frozen copy of f taken at the start of the experience (feature "
+                                        "distillation on new images; the copy counts as memory)", paper=0.0,
+                                   departure=True)
+    # ---- the classifier
+    classifier: str = option("memory", "memory: nearest subspace built from the stored statistics only; paper: refit "
+                                       "on real training images of every seen class (the reference code's protocol, "
+                                       "an oracle)")
+    n_components: int = option(16, "principal directions per class the classifier uses", paper=15)
+    classifier_noise: float = option(0.0, "s² > 0: classify by each class's probabilistic-PCA likelihood (its stored "
+                                          "mean, directions and variances, plus s² in every direction) instead of the "
+                                          "distance to its subspace (a variance)", paper=0.0, departure=True)
+    # ---- running it
+    mixed_precision: bool | None = option(None, "bf16 autocast for the networks (none: on CUDA only); rate terms "
+                                                "are always float32 or float64")
+    images_per_class: int = option(8, "replayed images per class in the TensorBoard grids")
+
+    def __post_init__(self):
+        for name in ("lr", "eps2"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
+        for name in ("new_weight", "gamma", "rho", "anchor_weight", "pixel_weight", "distill_weight",
+                     "classifier_noise"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
+        if self.constraint not in CONSTRAINT_MODES:
+            raise ValueError(f"unknown constraint mode {self.constraint!r}; choose one of {', '.join(CONSTRAINT_MODES)}")
+        if self.classifier not in CLASSIFIER_PROTOCOLS:
+            raise ValueError(f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIER_PROTOCOLS)}")
+        if self.encoder_steps < 1:
+            raise ValueError(f"encoder_steps must be at least 1, got {self.encoder_steps}")
+        for name in ("n_directions", "n_prototypes", "images_per_class"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.anchors_per_class < 0:
+            raise ValueError(f"anchors_per_class must be ≥ 0 (0 turns it off), got {self.anchors_per_class}")
+        for name in ("first_epochs", "replay_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or none), got {value}")
+
+    def check_feature_dim(self, feature_dim: int | None) -> None:
+        """The stored directions and the classifier's components fit in the feature dimension."""
+        for name in ("n_directions", "n_components"):
+            if feature_dim is not None and getattr(self, name) > feature_dim:
+                raise ValueError(f"{name}={getattr(self, name)} is larger than the feature dimension {feature_dim}")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(ICTRLConfig)}
+DEFAULTS = {name: f.default for name, f in FIELDS.items()}
+# The paper's game, as ICTRL(**PUBLISHED, ...) plays it.
+PUBLISHED = {name: f.metadata["paper"] for name, f in FIELDS.items() if "paper" in f.metadata}
+# The departures from the paper (each a named option, on by default): name → help.
+RETENTION = {name: f.metadata["help"] for name, f in FIELDS.items() if f.metadata["departure"]}
+
+
+def _shown(value) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def option_help(name: str) -> str:
+    """e.g. "weight of … (default 1000.0; paper 0.0)"."""
+    f = FIELDS[name]
+    paper = f"; paper {_shown(f.metadata['paper'])}" if "paper" in f.metadata else ""
+    return f"{f.metadata['help']} (default {_shown(f.default)}{paper})"
+
+
+def options_table() -> str:
+    """The Markdown table of every option (docs/ictrl.md holds it; a test checks they agree)."""
+    lines = ["| option | default | paper | departure | what it does |", "|---|---|---|---|---|"]
+    for name, f in FIELDS.items():
+        paper = _shown(f.metadata["paper"]) if "paper" in f.metadata else "–"
+        lines.append(f"| `{name}` | {_shown(f.default)} | {paper} | {'yes' if f.metadata['departure'] else ''} | "
+                     f"{f.metadata['help'].replace('|', '/')} |")
+    return "\n".join(lines)
+

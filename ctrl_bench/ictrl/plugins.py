@@ -1,0 +1,163 @@
+"""i-CTRL's state between experiences, as Avalanche plugins (the way ``ICaRL`` keeps its exemplars
+and class means in ``_ICaRLPlugin``): the feature memory and its classifier, the replay of old
+classes (anchors decoded at the start of an experience), the frozen encoder of feature distillation,
+and what TensorBoard shows after every experience. Each plugin reads the strategy it is attached to
+(its encoder, decoder, masks) and keeps no reference to it."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.evaluation.metric_results import TensorImage
+from avalanche.training.utils import freeze_everything
+from torch import Tensor, nn
+
+from .. import visuals
+from ..memory import FeatureMemory
+from ..subspace import NearestSubspaceClassifier
+from .config import ICTRLConfig
+from .step import Replay
+
+
+def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
+    """Indices of ``per_class`` random entries of every class in ``y`` (with replacement if short)."""
+    picks = []
+    for c in torch.unique(y):
+        members = (y == c).nonzero().squeeze(1)
+        picks.append(members[torch.randint(len(members), (per_class,), device=members.device)])
+    return torch.cat(picks).to(device)
+
+
+class FeatureMemoryPlugin(SupervisedPlugin):
+    """The memory of every learned class (mean, r principal directions and their variances of its
+    features, never an image) and the classifier built from it. After each experience, the new
+    classes' statistics are computed from f on that experience's training data and the classifier is
+    refitted: from the memory alone (``classifier="memory"``), or, for the paper's protocol, on real
+    training images of every seen class (an oracle)."""
+
+    def __init__(self, config: ICTRLConfig):
+        super().__init__()
+        self.config = config
+        self.memory = FeatureMemory(config.n_directions, config.n_prototypes)
+        self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise)
+        self.seen_train_datasets = []  # kept only for classifier="paper"
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.memory.to(strategy.device)
+
+    @torch.no_grad()
+    def after_training_exp(self, strategy, **kwargs):
+        current = set(int(c) for c in strategy.experience.classes_in_this_experience)
+        if self.config.review and len(self.memory):
+            Z_old, y_old = self.memory.sample()
+            keep = torch.tensor([int(c) not in current for c in y_old.tolist()], device=y_old.device)
+            with strategy.evaluating():
+                reviewed = strategy.encoder(strategy.decoder(Z_old[keep])).float()
+            self.memory.store(reviewed, y_old[keep])
+        dataset = strategy.experience.dataset.eval()
+        self.memory.store(*strategy.features(dataset))
+        if self.config.classifier == "paper":
+            self.seen_train_datasets.append(dataset)
+            feats = [strategy.features(ds) for ds in self.seen_train_datasets]
+            self.classifier.fit(torch.cat([z for z, _ in feats]), torch.cat([y for _, y in feats]),
+                                self.config.n_components)
+        else:
+            k = min(self.config.n_components, self.memory.n_directions)
+            self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k],
+                                          self.memory.variances[:, :k])
+
+
+class AnchorReplayPlugin(SupervisedPlugin):
+    """What the old classes contribute to each step. At the start of an experience with old classes,
+    ``anchors_per_class`` images per old class are decoded from memory prototypes and held fixed (the
+    reference code's anchors), with their features under the encoder as it starts: (X_M, Z_M, y_M,
+    f_prev(X_M)). Each step then draws :meth:`draw`: as many codes per old class as a new class has in
+    the batch (or ``replay_per_class``), from the anchors when there are any, else fresh prototypes."""
+
+    def __init__(self, config: ICTRLConfig):
+        super().__init__()
+        self.config = config
+        self.anchors: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    @torch.no_grad()
+    def before_training_exp(self, strategy, **kwargs):
+        self.anchors = None
+        if not (self.config.anchors_per_class and strategy.masks.old.any()):
+            return
+        Z, y = strategy.memory.sample(self.config.anchors_per_class)
+        keep = strategy.masks.old[y]
+        Z, y = Z[keep], y[keep]
+        with strategy.evaluating():
+            X = strategy.decode(Z)
+            T = torch.cat([strategy.encoder(chunk).float() for chunk in X.split(strategy.eval_mb_size)])
+        self.anchors = (X, Z, y, T)
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.anchors = None  # decoded again, from the updated memory, when the next experience starts
+
+    @torch.no_grad()
+    def draw(self, strategy, y: Tensor) -> Replay | None:
+        """The replay of one step whose new batch has labels ``y``; None without old classes."""
+        if not (len(strategy.memory) and strategy.masks.old.any()):
+            return None
+        per_class = self.config.replay_per_class or math.ceil(len(y) / int(strategy.masks.new.sum()))
+        if self.anchors is not None:
+            X_M, Z_M, y_M, T_M = self.anchors
+            pick = per_class_choice(y_M, per_class, y.device)
+            return Replay(Z_M[pick], y_M[pick], X_M[pick], T_M[pick])
+        Z_old, y_old = strategy.memory.sample(per_class)
+        keep = strategy.masks.old[y_old]
+        return Replay(Z_old[keep], y_old[keep])
+
+
+class DistillationPlugin(SupervisedPlugin):
+    """With ``distill_weight`` > 0: at the start of every experience with old classes, a frozen,
+    gradient-free copy f_prev of the encoder (eval mode); the game holds the new batch's features
+    near f_prev's. The copy is kept after the last experience, so it counts as memory."""
+
+    def __init__(self, config: ICTRLConfig):
+        super().__init__()
+        self.config = config
+        self.previous_encoder: nn.Module | None = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.previous_encoder = None
+        if self.config.distill_weight and strategy.masks.old.any():
+            self.previous_encoder = copy.deepcopy(strategy.encoder)
+            freeze_everything(self.previous_encoder)
+
+
+class ExperienceSummaryPlugin(SupervisedPlugin):
+    """What TensorBoard shows after every experience: the memory's size, images decoded from every
+    class's memory (``replay/class_<c>``, ``replay/all_classes``), real images of the experience above
+    their reconstructions (``reconstruction/current_classes``) and |Z Zᵀ| of replayed features."""
+
+    def __init__(self, images_per_class: int):
+        super().__init__()
+        self.images_per_class = images_per_class
+
+    @torch.no_grad()
+    def after_training_exp(self, strategy, **kwargs):
+        x, memory = strategy.clock.train_exp_counter, strategy.memory
+        strategy.publish("memory/floats", memory.size_in_floats(), x)
+        strategy.publish("memory/classes", len(memory), x)
+        if strategy.evaluator is None:
+            return
+        m = self.images_per_class
+        replay, labels = strategy.decode_memory(m)
+        for c in memory.classes:
+            strategy.publish(f"replay/class_{c}", TensorImage(visuals.image_grid(replay[labels == c], nrow=m)), x)
+        strategy.publish("replay/all_classes", TensorImage(visuals.replay_grid(replay, labels)), x)
+        dataset = strategy.experience.dataset.eval()
+        targets = torch.as_tensor(list(dataset.targets))
+        picked = torch.cat([(targets == c).nonzero().squeeze(1)[:m] for c in torch.unique(targets)])
+        X_real = torch.stack([dataset[int(i)][0] for i in picked]).to(strategy.device)
+        with strategy.evaluating():
+            recon = strategy.decoder(strategy.encoder(X_real)).float()
+        strategy.publish("reconstruction/current_classes",
+                         TensorImage(visuals.reconstruction_grid(X_real, recon, targets[picked])), x)
+        Z_heat, y_heat = memory.sample(32)
+        strategy.publish("features/abs_ZZt_replay", TensorImage(visuals.similarity_heatmap(Z_heat, y_heat)), x)

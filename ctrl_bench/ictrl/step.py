@@ -1,0 +1,124 @@
+"""One step of the i-CTRL game as a pure function: networks, a batch and the memory's replay in;
+both players' losses and the step's terms out. No Avalanche, no strategy state: testable alone.
+
+    X̂ = g([f(X_new); Z_old])                         codes from a gradient-free f pass
+    Z_new, Ẑ, Z_M = f([X_new; X̂; X_M])               one f call: real, decoded and anchor images
+    T = game_terms([Z_new; Z_old], Ẑ)                 (:mod:`ctrl_bench.game`)
+    encoder loss = C(Σ_old ΔR(Z_j, Ẑ_j)) − S [+ λ Σ_new ΔR(Z_j, Ẑ_j)] + w_a·drift(Z_M) + w_d·drift(Z_new)
+    decoder loss = S + C(Σ_old ΔR(Z_j, Ẑ_j)) + w_p·pixel error
+
+with S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j). The bracketed term is added unless the encoder
+discriminates (the paper's game), which cancels the encoder's share of the new pairwise terms.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..game import constraint_penalty, game_terms, shared_objective
+from .config import ICTRLConfig
+
+
+def full_precision(t: Tensor) -> Tensor:
+    """float64 stays float64; reduced precision (bf16 under autocast) and float32 become float32."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def cosine_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
+    """How far f has moved fixed images: mean_i (1 − ⟨z_i, b_i⟩), with z_i their features now and
+    b_i = f_prev(x_i) under the encoder that started the experience (unit vectors). Used for the
+    anchors (decoded old-class images) and, with ``distill_weight``, for the new batch."""
+    return (1 - (full_precision(Z) * full_precision(Z_before)).sum(1)).mean()
+
+
+def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
+    """Mean squared pixel error ‖g(z) − x‖² / (C·H·W), averaged over the batch (images in [−1, 1])."""
+    return (full_precision(X_hat) - full_precision(X)).pow(2).mean()
+
+
+@dataclass
+class Replay:
+    """The old classes' share of one step: memory codes Z_old (constants) and their labels, and, with
+    anchors, the images X_M decoded from those codes at the start of the experience with their features
+    f_prev(X_M) then."""
+
+    codes: Tensor
+    labels: Tensor
+    images: Tensor | None = None
+    targets: Tensor | None = None
+
+
+@dataclass
+class ClassMasks:
+    """Which class ids are new (this experience's) and old (in memory), over ``num_classes`` ids."""
+
+    new: Tensor
+    old: Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.new)
+
+
+@dataclass
+class StepResult:
+    """Both players' losses, the new batch's features Z_new and the step's terms (detached scalars)."""
+
+    encoder_loss: Tensor
+    decoder_loss: Tensor
+    features: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
+              masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0,
+              previous_encoder: nn.Module | None = None, decoder_grad: bool = True, autocast=nullcontext) -> StepResult:
+    """The losses of one step (see the module docstring). ``multiplier`` is μ (γ for the fixed
+    penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed penalty). ``decoder_grad=False``
+    decodes without gradient (the encoder's own move with alternating updates) and leaves out the pixel
+    term. ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
+    computed in float32 or float64 whatever it is."""
+    with torch.no_grad(), autocast():
+        codes = full_precision(encoder(X))
+    labels = y
+    if replay is not None:
+        codes, labels = torch.cat([codes, replay.codes]), torch.cat([y, replay.labels])
+    anchor_images = None if replay is None else replay.images
+    n, n_codes = len(X), len(codes)
+    hold_anchors = anchor_images is not None and bool(config.anchor_weight)
+    with autocast():
+        with torch.set_grad_enabled(decoder_grad):
+            X_hat = decoder(codes)
+        inputs = [X, X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
+        features = encoder(torch.cat(inputs))
+    Z_new, Z_hat, Z_anchor = features[:n], features[n:n + n_codes], features[n + n_codes:]
+    Z = torch.cat([Z_new, codes[n:]])  # memory prototypes are constants
+    terms = game_terms(Z, Z_hat, labels, masks.num_classes, config.eps2)
+    shared = shared_objective(terms, masks.new, config.new_weight)
+    violation = terms.pairwise_sum(masks.old)
+    penalty = constraint_penalty(violation, multiplier, rho)
+    encoder_loss, decoder_loss = penalty - shared, shared + penalty
+    pairwise_new = terms.pairwise_sum(masks.new)
+    if not config.encoder_discriminates:
+        # Maximising Σ_new ΔR(Z_j, Ẑ_j) turns f into a real-vs-decoded discriminator: features of
+        # real old-class images then leave the subspaces their decodings are held to.
+        encoder_loss = encoder_loss + config.new_weight * pairwise_new
+    logged = {"rate_reduction_z": terms.rate_reduction_z, "rate_reduction_zhat": terms.rate_reduction_zhat,
+              "pairwise_new": pairwise_new, "constraint_old": violation, "objective": shared}
+    if previous_encoder is not None:
+        with torch.no_grad(), autocast():
+            Z_new_before = full_precision(previous_encoder(X))
+        logged["distill_drift"] = cosine_drift(Z_new, Z_new_before)
+        encoder_loss = encoder_loss + config.distill_weight * logged["distill_drift"]
+    if hold_anchors:
+        logged["anchor_drift"] = cosine_drift(Z_anchor, replay.targets)
+        encoder_loss = encoder_loss + config.anchor_weight * logged["anchor_drift"]
+    if config.pixel_weight and decoder_grad:
+        targets = X if anchor_images is None else torch.cat([X, anchor_images])
+        logged["pixel_error"] = pixel_reconstruction_error(X_hat, targets)
+        decoder_loss = decoder_loss + config.pixel_weight * logged["pixel_error"]
+    return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})

@@ -1,0 +1,135 @@
+"""The pure game step of i-CTRL (no Avalanche), its configuration, and the two-player update's hooks."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from ctrl_bench.game import game_terms
+from ctrl_bench.ictrl import PUBLISHED, RETENTION, ClassMasks, ICTRLConfig, Replay, game_step
+from ctrl_bench.ictrl.config import options_table
+from ctrl_bench.ictrl.step import cosine_drift
+
+
+class Normalised(nn.Module):
+    """A linear map onto the unit sphere: a stand-in encoder without batch statistics."""
+
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+
+    def forward(self, X):
+        return nn.functional.normalize(self.linear(X.flatten(1)), dim=-1)
+
+
+@pytest.fixture
+def players():
+    torch.manual_seed(0)
+    f = Normalised(16, 8).double()
+    g = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Unflatten(1, (1, 4, 4))).double()
+    return f, g
+
+
+def batch(n=12, classes=(0, 1)):
+    torch.manual_seed(1)
+    X = torch.rand(n, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    y = torch.tensor(classes, dtype=torch.long).repeat_interleave(n // len(classes))
+    return X, y
+
+
+def masks(new, old, k=4):
+    m = torch.zeros(2, k, dtype=torch.bool)
+    m[0, list(new)] = True
+    m[1, list(old)] = True
+    return ClassMasks(m[0], m[1])
+
+
+def test_without_old_classes_the_losses_are_the_games_objective(players):
+    f, g = players
+    X, y = batch()
+    config = ICTRLConfig(pixel_weight=0.0)
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0)
+    with torch.no_grad():
+        Z = f(X)
+        terms = game_terms(Z, f(g(Z)), y, 4, config.eps2)
+    # the encoder maximises ΔR(Z) + ΔR(Ẑ) only (it does not discriminate); the decoder minimises S
+    assert result.encoder_loss.item() == pytest.approx(-(terms.rate_reduction_z + terms.rate_reduction_zhat).item())
+    shared = terms.rate_reduction_z + terms.rate_reduction_zhat + config.new_weight * terms.pairwise[:2].sum()
+    assert result.decoder_loss.item() == pytest.approx(shared.item())
+    assert result.terms["constraint_old"].item() == 0.0 and "anchor_drift" not in result.terms
+
+
+def test_the_papers_encoder_maximises_the_whole_shared_objective(players):
+    f, g = players
+    X, y = batch()
+    config = ICTRLConfig(**PUBLISHED)
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0)
+    assert result.encoder_loss.item() == pytest.approx(-result.terms["objective"].item())
+    assert result.decoder_loss.item() == pytest.approx(result.terms["objective"].item())  # no pixel term
+
+
+def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
+    f, g = players
+    X, y = batch()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        images = torch.rand(6, 1, 4, 4, dtype=torch.float64) * 2 - 1
+        codes = f(images)
+        targets = f(images)  # the anchors' features when the experience started: f has not moved
+    replay = Replay(codes, torch.tensor([2, 2, 2, 3, 3, 3]), images, targets)
+    config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0)
+    result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    assert result.terms["anchor_drift"].item() == pytest.approx(0.0, abs=1e-12)
+    with torch.no_grad():
+        Z = torch.cat([f(X), codes])
+        terms = game_terms(Z, f(g(Z)), torch.cat([y, replay.labels]), 4, config.eps2)
+    violation = terms.pairwise[2:].sum()
+    assert result.terms["constraint_old"].item() == pytest.approx(violation.item())
+    assert violation > 0
+    assert result.encoder_loss.item() == pytest.approx(
+        (5.0 * violation - terms.rate_reduction_z - terms.rate_reduction_zhat).item())
+    # moving f moves the anchors' features off their targets, which the encoder then pays for
+    with torch.no_grad():
+        f.linear.weight.add_(0.3 * torch.randn_like(f.linear.weight))
+    moved = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    assert moved.terms["anchor_drift"].item() == pytest.approx(cosine_drift(f(images), targets).item())
+    assert moved.terms["anchor_drift"] > 0.01
+
+
+def test_the_encoders_own_move_gives_the_decoder_no_gradient_and_no_pixel_term(players):
+    f, g = players
+    X, y = batch()
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, decoder_grad=False)
+    assert "pixel_error" not in result.terms
+    grads = torch.autograd.grad(result.encoder_loss, list(f.parameters()) + list(g.parameters()), allow_unused=True)
+    assert all(g_ is not None for g_ in grads[:2]) and all(g_ is None for g_ in grads[2:])
+    full = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0)
+    assert full.terms["pixel_error"] > 0
+    assert full.decoder_loss.item() == pytest.approx(full.terms["objective"].item() + 100 * full.terms["pixel_error"].item())
+
+
+def test_the_step_runs_without_avalanche():
+    code = "import sys, ctrl_bench.ictrl.step, ctrl_bench.ictrl.config; assert 'avalanche' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
+    assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "betas": (0.5, 0.999), "new_weight": 10.0, "gamma": 1.0,
+                         "alternate": True, "n_directions": 12, "replay_per_class": None,
+                         "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
+                         "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0}
+    assert set(RETENTION) == {"encoder_discriminates", "anchors_per_class", "anchor_weight", "pixel_weight",
+                              "distill_weight", "classifier_noise"}
+    with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
+        ICTRLConfig(anchor_weight=-1.0)
+    with pytest.raises(ValueError, match="lr must be > 0 and finite"):
+        ICTRLConfig(lr=float("inf"))
+
+
+def test_docs_hold_the_options_table_the_config_writes():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "ictrl.md"
+    assert options_table() in docs.read_text(), "docs/ictrl.md: paste what options_table() prints"
