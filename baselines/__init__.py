@@ -14,7 +14,9 @@ optionally:
   scenario of ``family`` ("mnist", "cifar", …; Mammoth's ``best_args`` keyed by data set): values
   of its ``OPTIONS`` and of :data:`COMMON_OPTIONS`; ``--option`` overrides them;
 - ``resolve_options(options) -> dict``: every option value a run uses, defaults filled in (recorded);
-- ``check_options(options)``: raises ValueError for option values the method cannot take;
+- ``OPTION_RANGES``: {name: (int or float, lowest value, whether it is allowed)} of its numeric
+  options, checked before anything runs; ``check_options(options)``: raises ValueError for any
+  other option values the method cannot take;
 - ``record_fields(ctx, strategy) -> dict``: fields of its own for each record (a ``notes`` list
   among them is printed under the results tables);
 - ``STATE_ATTRIBUTES``: names of strategy attributes that hold state outside the model, the
@@ -26,6 +28,7 @@ Modules whose name starts with "_" are helpers. Adding a method is adding a file
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -98,8 +101,17 @@ def record_fields(name: str, ctx: MethodContext, strategy) -> dict:
 
 
 def check_options(name: str, options: dict) -> None:
-    """ValueError when the method's ``check_options`` refuses ``options`` (before anything runs)."""
+    """ValueError when ``options`` break a range (:data:`COMMON_RANGES`, the method's ``OPTION_RANGES``:
+    {name: (int or float, lowest value, whether it is allowed)}) or the method's ``check_options``
+    refuses them, before anything runs."""
     module = get_method(name)
+    ranges = {**COMMON_RANGES, **getattr(module, "OPTION_RANGES", {})}
+    for option, value in options.items():
+        if option in ranges:
+            try:
+                check_range(name, option, value, *ranges[option])
+            except ValueError as err:
+                raise ValueError(f"{name}.{err}") from None
     if hasattr(module, "check_options"):
         try:
             module.check_options({k: v for k, v in options.items() if k not in COMMON_OPTIONS})
@@ -122,6 +134,7 @@ def resolve_options(name: str, options: dict) -> dict:
 # Settings of the training loop that any method may take for itself (``--option METHOD.NAME=VALUE`` or its
 # preset), overriding the preset's value for all.
 COMMON_OPTIONS = {"epochs": "epochs per experience of this method", "batch_size": "its training batch size"}
+COMMON_RANGES = {"epochs": (int, 1), "batch_size": (int, 1)}
 
 
 def method_options(name: str) -> dict[str, str]:
@@ -147,7 +160,18 @@ def parse_option(text: str) -> tuple[str, str, object]:
         return method, name, None
     for kind in (int, float):
         try:
-            return method, name, kind(raw)
+            value = kind(raw)
         except ValueError:
-            pass
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"--option {text!r}: must be a finite number")
+        return method, name, value
     return method, name, raw
+
+
+def check_range(method: str, name: str, value, kind: type, low: float, inclusive: bool = True) -> None:
+    """ValueError unless ``value`` is a ``kind`` (an int is a float too) ≥ low (> low if not ``inclusive``)."""
+    ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < low or (value == low and not inclusive):
+        bound = f"{'≥' if inclusive else '>'} {low:g}"
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} {bound}, got {value!r}")

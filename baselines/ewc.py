@@ -7,6 +7,7 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier, plugin, tensor_floats
 
 OPTIONS = {"ewc_lambda": "weight λ of the quadratic penalty (default 100)"}
+OPTION_RANGES = {"ewc_lambda": (float, 0.0)}
 
 
 def build(ctx):

@@ -32,6 +32,7 @@ from ._backbones import adam, classifier
 STATE_ATTRIBUTES = ("class_means",)
 HEAD_EPOCHS = 50  # PyCIL's; the paper fits a linear SVM to convergence
 OPTIONS = {"head_epochs": f"epochs of the head on features after the first experience (default {HEAD_EPOCHS})"}
+OPTION_RANGES = {"head_epochs": (int, 1)}
 
 
 def pseudo_features(features, labels, new_means: dict, old_means: dict):

@@ -50,6 +50,7 @@ OPTIONS = {"rotation": "rotation self-supervision, 4 labels per class (default t
            "temperature": "τ of the cross-entropies (default 0.1)",
            "lambda_kd": "weight of the feature distillation (default 10)",
            "lambda_proto": "weight of the prototype loss (default 10)"}
+OPTION_RANGES = {"temperature": (float, 0.0, False), "lambda_kd": (float, 0.0), "lambda_proto": (float, 0.0)}
 STATE_ATTRIBUTES = ("prototypes", "spreads", "old_backbone")
 
 

@@ -7,6 +7,7 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier, plugin, tensor_floats
 
 OPTIONS = {"si_lambda": "weight of the surrogate loss (default 1.0)"}
+OPTION_RANGES = {"si_lambda": (float, 0.0)}
 
 
 def build(ctx):

@@ -23,9 +23,30 @@ def _ids(ids) -> str:
     return ", ".join(str(int(i)) for i in ids)
 
 
-def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experiences: int) -> int:
-    """The number of classes K, after checking the labels; :class:`LabelError` says what is wrong."""
-    for name, y in (("y_train", y_train), ("y_test", y_test)):
+MAX_CLASSES = 100_000  # far above any benchmark; labels beyond it are named before anything allocates by them
+
+
+def _missing(labels: np.ndarray, limit: int = 10) -> tuple[list[int], int]:
+    """Up to ``limit`` of the ids 0..max(labels) that ``labels`` (sorted, unique, ≥ 0) lacks, and how
+    many it lacks in all, without allocating by the largest label."""
+    top = int(labels[-1])
+    total = top + 1 - len(labels)
+    found, expected = [], 0
+    for label in labels.tolist():
+        while expected < label and len(found) < limit:
+            found.append(expected)
+            expected += 1
+        if len(found) >= limit:
+            break
+        expected = label + 1
+    return found, total
+
+
+def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experiences: int,
+                 eval_name: str = "y_test") -> int:
+    """The number of classes K, after checking the labels; :class:`LabelError` says what is wrong.
+    ``eval_name`` names the evaluation labels in the messages (the test set, or a validation split)."""
+    for name, y in (("y_train", y_train), (eval_name, y_test)):
         if len(y) == 0:
             raise LabelError(f"{source}: {name} is empty; the data set needs images of every class in both splits")
         labels, counts = np.unique(y, return_counts=True)
@@ -33,24 +54,29 @@ def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experie
             negative = labels < 0
             raise LabelError(f"{source}: {name} has negative labels {_listing(labels[negative], counts[negative])}; "
                              f"class ids must be 0..K-1: remove or relabel those images")
+        if int(labels[-1]) >= MAX_CLASSES:
+            huge = labels >= MAX_CLASSES
+            raise LabelError(f"{source}: {name} has labels {_listing(labels[huge][:5], counts[huge][:5])}; class ids "
+                             f"must be 0..K-1 with K ≤ {MAX_CLASSES:,}: remove or relabel those images")
     train_labels, train_counts = np.unique(y_train, return_counts=True)
     n_classes = int(train_labels[-1]) + 1
-    missing = np.setdiff1d(np.arange(n_classes), train_labels)
-    if len(missing):
+    missing, n_missing = _missing(train_labels)
+    if n_missing:
         stray = train_labels > missing[0]
+        more = f" and {n_missing - len(missing):,} more" if n_missing > len(missing) else ""
         raise LabelError(
             f"{source}: y_train labels must be the contiguous class ids 0..K-1, but after 0..{missing[0] - 1} come "
-            f"{_listing(train_labels[stray], train_counts[stray])} while {_ids(missing)} never occur; "
+            f"{_listing(train_labels[stray][:10], train_counts[stray][:10])} while {_ids(missing)}{more} never occur; "
             f"remove or relabel those images")
     test_labels, test_counts = np.unique(y_test, return_counts=True)
     unknown = ~np.isin(test_labels, train_labels)
     if unknown.any():
-        raise LabelError(f"{source}: y_test has labels that y_train lacks: "
+        raise LabelError(f"{source}: {eval_name} has labels that y_train lacks: "
                          f"{_listing(test_labels[unknown], test_counts[unknown])}; every test class needs training "
                          f"images: remove or relabel those test images")
     untested = ~np.isin(train_labels, test_labels)
     if untested.any():
-        raise LabelError(f"{source}: y_test has no images of these classes of y_train: "
+        raise LabelError(f"{source}: {eval_name} has no images of these classes of y_train: "
                          f"{_listing(train_labels[untested], train_counts[untested])}; every class needs test "
                          f"images to be scored: add test images or remove those training images")
     if n_classes % n_experiences:

@@ -6,7 +6,9 @@ when absent) that picks a method's data-set settings."""
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -17,9 +19,40 @@ class MalformedNpzError(ValueError):
     pass
 
 
+def check_file(path: str) -> None:
+    """A regular, readable file at ``path``, or one line saying what is there instead."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        broken = " (a symbolic link to a missing file)" if os.path.islink(path) else ""
+        raise FileNotFoundError(f"no such .npz file: {path}{broken}") from None
+    except OSError as err:  # a symbolic link loop (ELOOP), a name too long, …
+        raise MalformedNpzError(f"{path} cannot be opened: {err.strerror or err}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise MalformedNpzError(f"{path} is a folder, not an .npz file; give the archive's path")
+    if not stat.S_ISREG(info.st_mode):
+        raise MalformedNpzError(f"{path} is not a regular file (a FIFO, socket or device); give an .npz file")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(4)
+    except OSError as err:
+        raise MalformedNpzError(f"{path} cannot be read: {err.strerror or err}") from None
+
+
+def _array(archive, path: str, name: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise MalformedNpzError(f"{path}: array {name} holds Python objects (dtype object), which are never "
+                                    f"read (reading them would run pickled code); store numbers") from None
+        raise MalformedNpzError(f"{path}: array {name} cannot be read ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+        raise MalformedNpzError(f"{path}: array {name} cannot be read ({type(err).__name__}: {err})") from None
+
+
 def load_npz(path: str):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such .npz file: {path}")
+    check_file(path)
     if not zipfile.is_zipfile(path):  # np.load would take it for pickled data and say so
         raise MalformedNpzError(f"{path} is not a NumPy .npz archive (not a zip file); write one with "
                                 f"numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
@@ -31,7 +64,7 @@ def load_npz(path: str):
         missing = [k for k in REQUIRED if k not in archive.files]
         if missing:
             raise MalformedNpzError(f"{path} lacks the arrays {', '.join(missing)}; it needs {', '.join(REQUIRED)}")
-        arrays = {k: archive[k] for k in REQUIRED}
+        arrays = {k: _array(archive, path, k) for k in REQUIRED}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8:
@@ -57,7 +90,7 @@ def npz_family(path: str) -> str | None:
     with np.load(path, allow_pickle=False) as archive:
         if "family" not in archive.files:
             return None
-        family = archive["family"]
+        family = _array(archive, path, "family")
     if family.ndim != 0 or family.dtype.kind != "U":
         raise MalformedNpzError(f"{path}: family must be one string (e.g. numpy.savez(..., family='cifar')), "
                                 f"got {family.dtype} {family.shape}")

@@ -37,6 +37,7 @@ class ScenarioData:
     n_experiences: int
     files: list[str]  # what the arrays were read from (hashed for provenance)
     family: str = "mnist"  # see ScenarioSpec.family
+    source: str = ""  # what the data is: a registered name, or an npz file's real path (labels stay unique by it)
 
 
 @dataclass
@@ -130,7 +131,8 @@ def load_data(name: str, n_experiences: int | None = None, class_order=None, dat
     n_experiences = n_experiences or default_experiences(name)
     n_classes = check_labels(name[4:] if name.startswith("npz:") else name, arrays[1], arrays[3], n_experiences)
     check_class_order(class_order, n_classes)
-    return ScenarioData(name, arrays, n_classes, n_experiences, files(data_root), family)
+    source = os.path.realpath(name[4:]) if name.startswith("npz:") else name
+    return ScenarioData(name, arrays, n_classes, n_experiences, files(data_root), family, source)
 
 
 def make_scenario(data: ScenarioData, seed: int = 0, class_order=None) -> Scenario:

@@ -60,7 +60,8 @@ class Bench:
         self.env = provenance.environment(device, config.command)
         self.store = RecordStore(config.out)
         self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
-        self.cells = [(name, Cell(scenario_label(name, config.n_experiences), method, seed))
+        self.labels = unique_labels(config, datasets, self.store)
+        self.cells = [(name, Cell(self.labels[name], method, seed))
                       for name in config.scenarios for seed in config.seeds for method in config.methods]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
         self.code_versions = {method: provenance.code_version(method) for method in config.methods}
@@ -71,10 +72,12 @@ class Bench:
         cell's checkpoints of other keys are deleted)."""
         settings = cell_settings(self.config, self.datasets[name], cell.method, self.device)
         key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
-        reuse, why = decide(self.store.load(cell), key, self.config.reuse)
+        record, missing = self.store.load(cell)
+        reuse, why = decide(record, key, self.config.reuse, missing)
         if reuse:
             print(f"{cell}: reused ({why})", flush=True)
             self.this_command[self.store.record_path(cell)] = "reused"
+            self.store.drop_checkpoints(cell)  # one a kill left between the record and its removal
             return None
         checkpoint = self.store.checkpoint_path(cell, key)
         self.store.drop_checkpoints(cell, keep=None if self.config.reuse == "never" else checkpoint)
@@ -86,7 +89,8 @@ class Bench:
         """Save the record of a cell that ran (with its provenance; ``torch_threads``: the count the
         cell ran with, when another process ran it) and delete its checkpoint."""
         env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
-        record.update(scenario=plan.cell.scenario, device=self.env["device"], reuse_key=plan.key,
+        record.update(scenario=plan.cell.scenario, scenario_source=self.datasets[plan.name].source,
+                      device=self.env["device"], reuse_key=plan.key,
                       provenance={**env, "data_sha256": self.data_hashes[plan.name],
                                   "code_version": self.code_versions[plan.cell.method],
                                   "finished_at": provenance.utc_now()})
@@ -115,9 +119,9 @@ class Bench:
         from .plots import FIGURES_TB_DIR, write_figures
         from .results import write_results
 
-        records, unreadable = self.store.all_records()
-        for path in unreadable:
-            print(f"warning: {path} is not a complete record; left out of the results", flush=True)
+        records, problems = self.store.all_records()
+        for problem in problems:
+            print(f"warning: {problem}", flush=True)
         runs = [{**record, "source": self.this_command.get(path, "earlier")} for path, record in records.items()]
         env = self.env
         header = [f"written by: `{env['command']}` at {provenance.utc_now()}",
@@ -142,6 +146,29 @@ class Bench:
         how = ("rerun the same command without --reuse never to resume" if self.config.reuse == "never"
                else "rerun the same command to resume")
         return f"{what}. Finished experiences are kept: {how}."
+
+
+def unique_labels(config: RunConfig, datasets: dict, store: RecordStore) -> dict[str, str]:
+    """Each scenario's label: "mnist-5k-5" for npz:…/mnist-5k.npz, unless another data file holds
+    that label (in this command, or in the records under --out): then the file's label carries a
+    short hash of its path, "mnist-5k-3fa2c1-5", and the console says so."""
+    import hashlib
+
+    from scenarios import scenario_label
+
+    labels, taken = {}, {}
+    for name in config.scenarios:
+        label, source = scenario_label(name, config.n_experiences), datasets[name].source
+        owners = store.sources(label) | ({taken[label]} if label in taken else set())
+        if owners - {source}:
+            stem, _, n = label.rpartition("-")
+            hashed = f"{stem}-{hashlib.sha256(source.encode()).hexdigest()[:6]}-{n}"
+            print(f"note: scenario label {label} is taken by {sorted(owners - {source})[0]}; {name} is labelled "
+                  f"{hashed}", flush=True)
+            label = hashed
+        taken.setdefault(label, source)
+        labels[name] = label
+    return labels
 
 
 @dataclass(frozen=True)
@@ -183,8 +210,7 @@ def check_names(config: RunConfig) -> tuple[RunConfig, torch.device]:
             raise ValueError(f"unknown backbone {common['backbone']!r}")
         if "ctrl" in config.methods and common["backbone"] == "mlp":
             raise ValueError("ctrl needs an autoencoder backbone: use --backbone conv or crate")
-        if os.path.exists(config.out) and not os.path.isdir(config.out):
-            raise ValueError(f"--out {config.out} is a file; give a folder (it is created if missing)")
+        check_out(config.out)
         if config.grid is not None:
             grid.check(config.grid, device)
     except ConfigError:
@@ -206,6 +232,82 @@ def resolved(config: RunConfig, device: torch.device) -> RunConfig:
     return dataclasses.replace(config, threads=threads, grid=grid)
 
 
+def check_out(out: str) -> None:
+    """``--out`` can be created and written, checked before anything is created: every name in it a
+    valid length, the nearest existing folder on its path a folder, writable."""
+    path = os.path.abspath(out)
+    for part in path.split(os.sep):
+        if len(part.encode()) > 255:
+            raise ValueError(f"--out: the name {part[:20]}… is {len(part.encode())} bytes long; a folder name can "
+                             "have at most 255")
+    if len(path.encode()) > 3000:
+        raise ValueError(f"--out is {len(path.encode())} bytes long; give a shorter path (at most 3000 bytes, "
+                         "leaving room for the records and checkpoints under it)")
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "--out" if existing == path else f"--out {out}: {existing}"
+        raise ValueError(f"{what} is a file; give a folder (it is created if missing)")
+    try:
+        import tempfile
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write in {existing} ({err.strerror or err}); give a folder you can "
+                         "write to") from None
+    for sub in ("records", "checkpoints", "figures", "tensorboard", "judges"):
+        folder = os.path.join(path, sub)
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {out}: {folder} is not writable; the results of every command are rewritten there")
+
+
+def check_data_fits(config: RunConfig, datasets: dict) -> None:
+    """The images of every scenario fit the networks the command builds (DataError saying what fits)."""
+    from baselines import get_method
+    from ctrl_bench.autoencoder import check_image_shape
+
+    from .presets import common_settings
+
+    common = common_settings(config.preset, config.overrides)
+    judged = any(getattr(get_method(m), "DECODES_MEMORY", False) for m in config.methods)
+    for name, data in datasets.items():
+        x = data.arrays[0]
+        shape = (1, *x.shape[1:3]) if x.ndim == 3 else (x.shape[3], *x.shape[1:3])
+        try:
+            if common["backbone"] in ("conv", "crate"):
+                check_image_shape(common["backbone"], common["size"], shape)
+            if judged and min(shape[1:]) < 16:
+                raise ValueError(f"the replay judge of ctrl takes images of at least 16 × 16 pixels, not "
+                                 f"{shape[1]} × {shape[2]}")
+        except ValueError as err:
+            raise DataError(f"{name}: {err}") from None
+
+
+def clean_leftovers(out: str) -> None:
+    """What interrupted commands left: half-written ``.tmp-*`` files (no command is writing: we hold
+    the lock) and checkpoints of cells whose run finished (its record names the checkpoint's key)."""
+    from .checkpoint import TMP_PREFIX
+    from .records import read_record, short_hash
+
+    for folder, dirs, files in os.walk(out, followlinks=False):
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                os.remove(os.path.join(folder, name))
+    root = os.path.join(out, "checkpoints")
+    store = RecordStore(out)
+    for folder, _, files in os.walk(root, followlinks=False):
+        for name in files:
+            if not name.endswith(".pt"):
+                continue
+            where, _, key = name[:-3].rpartition("-")
+            record_path = os.path.join(out, "records", os.path.relpath(folder, root), where + ".json")
+            record, why = read_record(record_path) if os.path.isfile(record_path) else (None, "none")
+            if record is not None and isinstance(record.get("reuse_key"), dict) \
+                    and short_hash(record["reuse_key"])[:10] == key:
+                store.remove_checkpoint(os.path.join(folder, name))
+
+
 def load_datasets(config: RunConfig) -> dict:
     """Read and check every data set (labels, class order, experiences) before anything is written."""
     from scenarios.npz import MalformedNpzError
@@ -224,15 +326,20 @@ def run(config: RunConfig) -> RunOutcome:
     anything is written, and :class:`BenchInterrupted` on Ctrl-C."""
     from . import grid
 
+    from .lock import out_lock
+
     config, device = check_names(config)
     datasets = load_datasets(config)
+    check_data_fits(config, datasets)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        if config.grid is not None:  # the same cells on Ray; a failed cell is reported and the others go on
-            summary, failed = grid.run_grid(config, device, datasets)
-        else:
-            summary, failed = run_sequential(config, device, datasets), []
+        with out_lock(config.out, config.command, wait=config.wait):
+            clean_leftovers(config.out)
+            if config.grid is not None:  # the same cells on Ray; a failed cell is reported and the others go on
+                summary, failed = grid.run_grid(config, device, datasets)
+            else:
+                summary, failed = run_sequential(config, device, datasets), []
     finally:
         torch.set_num_threads(threads)
     return RunOutcome(summary, failed, len(config.scenarios) * len(config.methods) * len(config.seeds))

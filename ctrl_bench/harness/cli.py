@@ -13,6 +13,7 @@ finished experience. On one machine, the same seed and --threads give bit-identi
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import warnings
@@ -50,6 +51,8 @@ def bounded(kind, low: float, inclusive: bool = True, high: float | None = None)
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < low or (value == low and not inclusive) or (high is not None and value > high):
             bound = f"{'≥' if inclusive else '>'} {low}" + (f" and ≤ {high}" if high is not None else "")
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
@@ -98,6 +101,9 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                         "its settings, data, code and device match, else run again and say why; never = run "
                         "everything again from the start; always = reuse any record of the same scenario, method "
                         "and seed (default: valid)")
+    p.add_argument("--wait", action="store_true",
+                   help="when another command is using --out, wait for it to finish (default: say which command "
+                        "holds it and exit 1)")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each run's last checkpoint once its record is written (default: delete it)")
     p.add_argument("--data-root", default="./data", help="where torchvision data sets live (default: ./data)")
@@ -194,7 +200,7 @@ def to_run_config(args, command: str) -> RunConfig:
         device=args.device, threads=threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid,
-        command=command,
+        wait=args.wait, command=command,
     )
 
 
@@ -219,11 +225,12 @@ def main(argv=None, prog: str = "ctrl-bench") -> int:
 
     from . import grid
     from .bench import DataError, run
+    from .lock import OutInUse
     try:
         outcome = run(config)
     except ConfigError as err:
         fail(str(err))
-    except (DataError, NonFiniteRateError, grid.GridUnavailable) as err:  # bad data, a NaN in a loss, or no Ray
+    except (DataError, NonFiniteRateError, grid.GridUnavailable, OutInUse) as err:  # bad data, a NaN, no Ray, a busy --out
         fail(str(err), code=1)
     except KeyboardInterrupt as err:  # a BenchInterrupted says what finished; anything earlier wrote nothing
         print(f"\n{err}" if str(err) else "\ninterrupted before any run started; nothing was written",

@@ -56,6 +56,7 @@ class RunConfig:
     download: bool = True
     progress: bool = True
     grid: GridConfig | None = None
+    wait: bool = False  # another command holds --out: wait for it (else OutInUse)
     command: str = ""  # the command line, for provenance
 
     def check(self) -> None:

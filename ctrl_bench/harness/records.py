@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -19,8 +20,6 @@ REUSE_POLICIES = ("never", "valid", "always")
 # Part of the reuse key → what the console says when it differs.
 KEY_PARTS = {"settings": "settings changed", "data": "data changed", "code": "code changed",
              "device": "device changed"}
-REQUIRED_FIELDS = ("scenario", "method", "seed", "accuracy_matrix", "last_accuracy", "average_incremental_accuracy",
-                   "forgetting", "bwt", "wall_seconds")
 
 
 def short_hash(value) -> str:
@@ -38,10 +37,10 @@ def stale_reasons(record: dict, key: dict) -> list[str]:
     return [reason for part, reason in KEY_PARTS.items() if old.get(part) != key[part]]
 
 
-def decide(record: dict | None, key: dict, policy: str) -> tuple[bool, str]:
-    """(reuse the record?, why) under ``--reuse policy``."""
+def decide(record: dict | None, key: dict, policy: str, missing: str = "no record yet") -> tuple[bool, str]:
+    """(reuse the record?, why) under ``--reuse policy``; ``missing`` says why there is no record."""
     if record is None:
-        return False, "no record yet"
+        return False, missing
     if policy == "never":
         return False, "--reuse never"
     reasons = stale_reasons(record, key)
@@ -86,22 +85,51 @@ class RecordStore:
     def tensorboard_dir(self, cell: Cell) -> str:
         return os.path.join(self.out_dir, "tensorboard", cell.where)
 
-    def load(self, cell: Cell) -> dict | None:
-        return _read(self.record_path(cell))
+    def load(self, cell: Cell) -> tuple[dict | None, str]:
+        """(the cell's record, "") when a valid one is at its place, else (None, why not): the cell
+        runs again."""
+        path = self.record_path(cell)
+        if not os.path.lexists(path):
+            return None, "no record yet"
+        if os.path.islink(path) or not os.path.isfile(path):
+            return None, "its record is not a regular file"
+        record, why = read_record(path)
+        if why:
+            return None, f"its record {why.split(';')[0]}"
+        if (record["scenario"], record["method"], record["seed"]) != (cell.scenario, cell.method, cell.seed):
+            return None, "its record file holds another cell"
+        return record, ""
+
+    def sources(self, label: str) -> set[str]:
+        """The data sources (``scenario_source``) of the records under a scenario label."""
+        found = set()
+        folder = os.path.join(self.out_dir, "records", slug(label))
+        for dirpath, _, files in os.walk(folder, followlinks=False):
+            for name in files:
+                record, why = read_record(os.path.join(dirpath, name)) if name.endswith(".json") else (None, "x")
+                if record is not None and isinstance(record.get("scenario_source"), str):
+                    found.add(record["scenario_source"])
+        return found
 
     def save(self, cell: Cell, record: dict) -> None:
         atomic_write_text(self.record_path(cell), json.dumps(record, indent=2))
 
     def drop_checkpoints(self, cell: Cell, keep: str | None = None) -> None:
         """Delete the cell's checkpoints but ``keep`` (those of other keys can never be resumed)."""
-        for path in glob.glob(glob.escape(os.path.join(self.out_dir, "checkpoints", cell.where)) + "-*.pt"):
-            if path != keep:
+        stem = glob.escape(os.path.join(self.out_dir, "checkpoints", cell.where))
+        for path in glob.glob(stem + "-*.pt") + glob.glob(stem + "-*.pt.prev"):
+            if path not in (keep, f"{keep}.prev"):
                 self.remove_checkpoint(path)
 
     def remove_checkpoint(self, path: str) -> None:
-        """Delete ``path`` and the folders under ``checkpoints/`` it leaves empty."""
-        os.remove(path)
+        """Delete ``path`` (and the previous checkpoint kept beside it) and the folders under
+        ``checkpoints/`` they leave empty."""
+        for stale in (path, f"{path}.prev"):
+            if os.path.lexists(stale):
+                os.remove(stale)
         root, folder = os.path.join(self.out_dir, "checkpoints"), os.path.dirname(path)
+        if not os.path.isdir(folder):
+            return
         while os.path.abspath(folder) != os.path.abspath(root) and not os.listdir(folder):
             os.rmdir(folder)
             folder = os.path.dirname(folder)
@@ -109,22 +137,89 @@ class RecordStore:
             os.rmdir(root)
 
     def all_records(self) -> tuple[dict[str, dict], list[str]]:
-        """Every complete record under ``records/`` by path, and the paths that could not be read."""
-        records, unreadable = {}, []
-        for path in sorted(glob.glob(os.path.join(glob.escape(self.out_dir), "records", "**", "*.json"),
-                                     recursive=True)):
-            record = _read(path)
-            if record is None:
-                unreadable.append(path)
-            else:
+        """Every valid record under ``records/`` (by its path), and one line for each file left out: a
+        malformed record, a symbolic link (never followed), or a record that is not at the path its
+        own (scenario, method, seed) gives (a copy, a duplicate). Such a cell counts as unrun."""
+        records, problems = {}, []
+        root = os.path.join(self.out_dir, "records")
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                if not name.endswith(".json"):
+                    continue
+                if os.path.islink(path):
+                    problems.append(f"{path} is a symbolic link; records are never read through links")
+                    continue
+                record, why = read_record(path)
+                if why:
+                    problems.append(f"{path} {why}")
+                    continue
+                cell = Cell(record["scenario"], record["method"], record["seed"])
+                home = self.record_path(cell)
+                if os.path.abspath(path) != os.path.abspath(home):
+                    problems.append(f"{path} holds {cell}, whose record is {home}; left out")
+                    continue
                 records[path] = record
-        return records, unreadable
+        for folder, dirs, _ in os.walk(root, followlinks=False):
+            problems += [f"{os.path.join(folder, d)} is a symbolic link; records are never read through links"
+                         for d in dirs if os.path.islink(os.path.join(folder, d))]
+        return records, problems
 
 
-def _read(path: str) -> dict | None:
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, list) and all(_number(v) for v in value)
+
+
+# field → (test, what it must be); the fields the tables, figures and reuse decisions read
+RECORD_FIELDS = {
+    "scenario": (lambda v: isinstance(v, str) and bool(v), "a scenario label"),
+    "method": (lambda v: isinstance(v, str) and v.isidentifier(), "a method name"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a seed ≥ 0"),
+    "accuracy_matrix": (lambda v: isinstance(v, list) and bool(v) and all(_numbers(r) for r in v), "rows of numbers"),
+    "last_accuracy": (_number, "a number"),
+    "average_incremental_accuracy": (_number, "a number"),
+    "forgetting": (_number, "a number"),
+    "bwt": (_number, "a number"),
+    "wall_seconds": (_number, "a number"),
+}
+OPTIONAL_FIELDS = {
+    "memory_floats": (lambda v: v is None or (_number(v) and v >= 0), "a count ≥ 0"),
+    "replay_accuracy": (lambda v: v is None or _number(v), "a number"),
+    "seen_accuracy": (_numbers, "a list of numbers"),
+    "experience_seconds": (_numbers, "a list of numbers"),
+    "class_order": (lambda v: isinstance(v, list) and all(isinstance(c, int) for c in v), "a list of class ids"),
+    "experience_classes": (lambda v: isinstance(v, list) and all(isinstance(c, list) for c in v), "lists of class ids"),
+    "memory_budget": (lambda v: isinstance(v, str), "a string"),
+    "oracle": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "reuse_key": (lambda v: isinstance(v, dict), "an object"),
+    "provenance": (lambda v: isinstance(v, dict), "an object"),
+    "settings": (lambda v: isinstance(v, dict), "an object"),
+    "notes": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings"),
+}
+
+
+def read_record(path: str) -> tuple[dict | None, str | None]:
+    """(the record at ``path``, None), or (None, why it cannot be used)."""
     try:
         with open(path) as fh:
             record = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and all(f in record for f in REQUIRED_FIELDS) else None
+    except OSError as err:
+        return None, f"cannot be read ({err.strerror or err}); left out"
+    except ValueError:
+        return None, "is not JSON (a run interrupted while writing it leaves none: a hand-edited file?); left out"
+    if not isinstance(record, dict):
+        return None, "is not a record (a JSON object); left out"
+    for fields, required in ((RECORD_FIELDS, True), (OPTIONAL_FIELDS, False)):
+        for name, (valid, what) in fields.items():
+            if name not in record:
+                if required:
+                    return None, f"is not a complete record (no {name}); left out, the cell runs again"
+                continue
+            if not valid(record[name]):
+                return None, f"is malformed ({name} must be {what}, got {record[name]!r:.40}); left out, the cell runs again"
+    return record, None

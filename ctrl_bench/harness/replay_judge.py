@@ -25,10 +25,16 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
 
     x_train, y_train, x_test, y_test = data.arrays
     train = to_dataset(x_train, y_train)
-    if os.path.exists(cache_path):
+    if os.path.lexists(cache_path):
         judge = JudgeNet(train.tensors[0].shape[1], data.n_classes)
-        judge.load_state_dict(torch.load(cache_path, weights_only=True))
-        return judge.to(device).eval()
+        try:
+            judge.load_state_dict(torch.load(cache_path, weights_only=True, map_location="cpu"))
+            return judge.to(device).eval()
+        except Exception as err:  # noqa: BLE001  (truncated, foreign or tampered: train it again)
+            target = f"{cache_path}.corrupt"
+            os.replace(cache_path, target)
+            print(f"warning: {cache_path} is not a replay judge ({type(err).__name__}); moved aside to "
+                  f"{os.path.basename(target)}, training it again", flush=True)
     print(f"training the replay judge for {data.name} (once; cached in {cache_path})", flush=True)
     judge = train_judge(*train.tensors, n_classes=data.n_classes)
     accuracy = judge_accuracy(judge, *to_dataset(x_test, y_test).tensors)

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_set
 from .records import short_hash
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
@@ -242,7 +242,6 @@ def write_results(out_dir: str, runs: list[dict], methods: list[str], header: li
     content = {"provenance": provenance, "runs": runs, "summary": summary}
     if failed is not None:
         content["failed"] = failed
-    atomic_write_text(f"{out_dir}/results.json", json.dumps(content, indent=2))
-    atomic_write_text(f"{out_dir}/results.csv", csv_text(runs))
-    atomic_write_text(f"{out_dir}/results.md", markdown(runs, summary, header, notes, failed))
+    atomic_write_set({f"{out_dir}/results.json": json.dumps(content, indent=2), f"{out_dir}/results.csv": csv_text(runs),
+                      f"{out_dir}/results.md": markdown(runs, summary, header, notes, failed)})
     return console_summary(runs, summary, notes, failed)

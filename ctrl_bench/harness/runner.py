@@ -4,7 +4,6 @@ after each (:func:`run_method`), and the record of what it did."""
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import time
@@ -17,7 +16,8 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from .. import metrics
-from .checkpoint import atomic_write_bytes, load_strategy_state, own_plugins, rng_state, set_rng_state, strategy_state
+from .checkpoint import (CorruptCheckpoint, load_strategy_state, own_plugins, read_checkpoint, save_checkpoint,
+                         set_rng_state, strategy_state)
 from .tb_logger import ExperienceTensorboardLogger
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
@@ -69,37 +69,80 @@ def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
     )
 
 
+class BudgetCounter(SupervisedPlugin):
+    """Counts what each experience actually trained: epochs and optimiser steps (a method may train
+    fewer epochs than it was given, e.g. a backbone frozen after the first experience, or more, e.g.
+    FeTrIL's head on features)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = self.steps = 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.epochs = self.steps = 0
+
+    def after_training_epoch(self, strategy, **kwargs):
+        self.epochs += 1
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.steps += 1
+
+
+def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str):
+    """A freshly built strategy (seeded as an uninterrupted run is), its own plugins, and the harness's."""
+    seed_everything(seed)
+    strategy = build(ctx)
+    checkpointed = own_plugins(strategy)
+    counter, epoch_bar = BudgetCounter(), EpochProgress(label, progress)
+    strategy.plugins.extend([*extra_plugins, counter, epoch_bar])
+    return strategy, checkpointed, counter, epoch_bar
+
+
+def _aside(path: str) -> str:
+    """Move a bad checkpoint out of the way (``<name>.corrupt``, numbered if taken); its new path."""
+    target, n = f"{path}.corrupt", 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{path}.corrupt{n}"
+    os.replace(path, target)
+    return target
+
+
 def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: bool = True,
                extra_plugins=(), label: str = "", state_attributes=()) -> dict:
     """Train ``build(ctx)`` on every experience of ``scenario``; after each one, evaluate on the whole
-    test stream and checkpoint. A rerun resumes after the last finished experience; Ctrl-C raises
-    :class:`RunInterrupted`. ``state_attributes``: strategy attributes (beyond model, optimiser,
-    plugins) that hold state.
+    test stream and checkpoint. A rerun resumes after the last finished experience, from the latest
+    checkpoint or, when that one is damaged or foreign (moved aside to ``.corrupt``, with one line),
+    from the one before, or from scratch. Ctrl-C raises :class:`RunInterrupted`.
+    ``state_attributes``: strategy attributes (beyond model, optimiser, plugins) that hold state.
 
     Returns the accuracy matrix, the accuracy on the classes seen so far after each experience, the
-    seconds each experience took (training and evaluation) and the summary metrics of
-    :mod:`ctrl_bench.metrics`.
+    seconds each experience took (training and evaluation), the epochs and steps it trained, and the
+    summary metrics of :mod:`ctrl_bench.metrics`.
     """
-    seed_everything(seed)
-    strategy = build(ctx)
-    checkpointed_plugins = own_plugins(strategy)
-    for plugin in extra_plugins:
-        strategy.plugins.append(plugin)
-    epoch_bar = EpochProgress(label, progress)
-    strategy.plugins.append(epoch_bar)
+    n = len(scenario.benchmark.train_stream)
+    strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
+    rows, seconds, counts = [], [], []
+    for candidate in (checkpoint_path, checkpoint_path + ".prev"):
+        if not os.path.lexists(candidate):
+            continue
+        try:
+            saved = read_checkpoint(candidate, n)
+            if saved["state"] is not None:
+                load_strategy_state(strategy, saved["state"], checkpointed, state_attributes)
+                rows, seconds, counts = saved["rows"], saved["experience_seconds"], saved["budget"]
+                set_rng_state(saved["rng"])
+            break
+        except CorruptCheckpoint as err:
+            moved = _aside(candidate)
+            print(f"warning: {candidate} cannot be resumed from: {err}; moved aside to {os.path.basename(moved)}",
+                  flush=True)
+            strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
     loggers = getattr(strategy.evaluator, "loggers", [])
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
-    rows, seconds = [], []
-    if os.path.exists(checkpoint_path):
-        saved = torch.load(checkpoint_path, weights_only=False)
-        if saved["state"] is not None:
-            load_strategy_state(strategy, saved["state"], checkpointed_plugins)
-            rows, seconds = saved["rows"], saved["experience_seconds"]
-            set_rng_state(saved["rng"])
-    bar = tqdm(total=len(train_stream), initial=len(rows), desc=label or "experiences", unit="exp",
-               disable=not progress, leave=False)
+    bar = tqdm(total=n, initial=len(rows), desc=label or "experiences", unit="exp", disable=not progress, leave=False)
     try:
-        for i in range(len(rows), len(train_stream)):
+        for i in range(len(rows), n):
             for logger in loggers:
                 if hasattr(logger, "start_experience"):
                     logger.start_experience(i)
@@ -111,15 +154,16 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 if hasattr(logger, "finish_experience"):
                     logger.finish_experience()
             row = [float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))]
+            count = {"epochs": counter.epochs, "steps": counter.steps}
             # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
-            torch_save_atomic({"rows": rows + [row], "experience_seconds": seconds + [elapsed], "rng": rng_state(),
-                               "state": strategy_state(strategy, checkpointed_plugins, state_attributes)},
-                              checkpoint_path)
+            save_checkpoint(checkpoint_path, rows + [row], seconds + [elapsed], counts + [count],
+                            strategy_state(strategy, checkpointed, state_attributes))
             rows.append(row)
             seconds.append(elapsed)
+            counts.append(count)
             bar.update()
     except KeyboardInterrupt:
-        raise RunInterrupted(len(rows), len(train_stream)) from None
+        raise RunInterrupted(len(rows), n) from None
     finally:
         epoch_bar.close()
         bar.close()
@@ -135,6 +179,9 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "bwt": metrics.backward_transfer(rows),
         "wall_seconds": sum(seconds),
         "experience_seconds": seconds,
+        "epochs_per_experience": [c["epochs"] for c in counts],
+        "train_steps": sum(c["steps"] for c in counts),
+        "steps_per_experience": [c["steps"] for c in counts],
         "strategy": strategy,
     }
 
@@ -178,7 +225,3 @@ def run_cell(method: str, seed: int, scenario, settings: dict, device, checkpoin
     return record
 
 
-def torch_save_atomic(obj, path: str) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())

@@ -37,8 +37,10 @@ def test_unknown_options_raise_with_choices():
         build_autoencoder("resnet", (1, 28, 28))
     with pytest.raises(ValueError, match="tiny, small, base"):
         build_autoencoder("crate", (1, 28, 28), size="huge")
-    with pytest.raises(ValueError, match=r"\(1, 28, 28\)"):
-        build_autoencoder("conv", (3, 64, 64))
+    with pytest.raises(ValueError, match="CRATE tiny cuts images into a 4 × 4 grid of patches: 30 × 30 does not divide"):
+        build_autoencoder("crate", (1, 30, 30), size="tiny")
+    with pytest.raises(ValueError, match="at least 8 × 8 pixels"):
+        build_autoencoder("conv", (1, 4, 4))
     with pytest.raises(ValueError, match="supported: default"):
         build_autoencoder("crate", (1, 28, 28), init="dcgan")
 
@@ -115,3 +117,11 @@ def test_short_autoencoding_run_lowers_reconstruction_error(arch):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize("arch, shape", [("crate", (3, 28, 28)), ("crate", (3, 64, 64)), ("conv", (3, 64, 64)),
+                                         ("conv", (1, 20, 20))])
+def test_any_image_size_the_networks_can_cut_or_resize_round_trips(arch, shape):
+    f, g = build_autoencoder(arch, shape, feature_dim=16, size="tiny")
+    Z = f(torch.rand(2, *shape) * 2 - 1)
+    assert Z.shape == (2, 16) and g(Z).shape == (2, *shape)

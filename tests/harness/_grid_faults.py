@@ -13,17 +13,17 @@ import time
 def install() -> None:
     from ctrl_bench.harness import runner
 
-    save = runner.torch_save_atomic
+    save = runner.save_checkpoint
 
-    def save_then_fault(obj, path):
-        save(obj, path)
+    def save_then_fault(path, rows, *args):
+        save(path, rows, *args)
         try:
             with open(os.environ["CTRL_BENCH_TEST_FAULTS"]) as fh:
                 faults = json.load(fh)
         except (KeyError, OSError, ValueError):
             return
         for where, fault in faults.items():
-            if where in path.replace(os.sep, "/") and len(obj["rows"]) == 1:
+            if where in path.replace(os.sep, "/") and len(rows) == 1:
                 if fault == "raise":
                     raise RuntimeError(f"injected failure in {where}")
                 if fault == "kill":
@@ -31,4 +31,4 @@ def install() -> None:
                 if fault == "hang":
                     time.sleep(300)
 
-    runner.torch_save_atomic = save_then_fault
+    runner.save_checkpoint = save_then_fault

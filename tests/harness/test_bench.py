@@ -143,15 +143,15 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes_without_duplicate_tensorb
         tiny_npz, tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
     saves = []
-    real_save = runner.torch_save_atomic
+    real_save = runner.save_checkpoint
 
-    def save_then_interrupt(obj, path):
+    def save_then_interrupt(path, *args):
         saves.append(path)
         if len(saves) == 2:  # the checkpoint of the second experience: trained, evaluated, logged
             raise KeyboardInterrupt
-        real_save(obj, path)
+        real_save(path, *args)
 
-    monkeypatch.setattr(runner, "torch_save_atomic", save_then_interrupt)
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_interrupt)
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 130
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
@@ -162,7 +162,7 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes_without_duplicate_tensorb
     exp1_tag = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"
     assert len(scalars(tb_dir)[exp1_tag]) == 2  # the interrupted experience's scalars are on disk
 
-    monkeypatch.setattr(runner, "torch_save_atomic", real_save)
+    monkeypatch.setattr(runner, "save_checkpoint", real_save)
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     assert console(capsys)["naive seed 0"] == "running (resuming from its checkpoint, no record yet)"
     resumed = scalars(tb_dir)
