@@ -48,10 +48,11 @@ class MethodContext:
     size: str = "small"  # network size preset, as for build_autoencoder
     feature_dim: int = 128
     epochs: int = 1
+    first_epochs: int | None = None  # epochs of the first experience (None: ``epochs``); the runner applies it
     batch_size: int = 64
     eval_batch_size: int = 1000
     lr: float = 1e-3
-    mem_size: int = 500  # images a rehearsal method may keep
+    mem_size: int = 500  # images a rehearsal method may keep (``REHEARSAL = True`` in its module)
     options: dict = field(default_factory=dict)  # the method's own settings (its OPTIONS), and n_experiences
 
     def template_kwargs(self) -> dict:
@@ -107,7 +108,7 @@ def check_options(name: str, options: dict) -> None:
     module = get_method(name)
     ranges = {**COMMON_RANGES, **getattr(module, "OPTION_RANGES", {})}
     for option, value in options.items():
-        if option in ranges:
+        if option in ranges and value is not None:
             try:
                 check_range(name, option, value, *ranges[option])
             except ValueError as err:
@@ -133,8 +134,10 @@ def resolve_options(name: str, options: dict) -> dict:
 
 # Settings of the training loop that any method may take for itself (``--option METHOD.NAME=VALUE`` or its
 # preset), overriding the preset's value for all.
-COMMON_OPTIONS = {"epochs": "epochs per experience of this method", "batch_size": "its training batch size"}
-COMMON_RANGES = {"epochs": (int, 1), "batch_size": (int, 1)}
+COMMON_OPTIONS = {"epochs": "epochs per experience of this method (a departure from the shared budget, labelled)",
+                  "first_epochs": "epochs of its first experience (a departure from the shared budget, labelled)",
+                  "batch_size": "its training batch size"}
+COMMON_RANGES = {"epochs": (int, 1), "first_epochs": (int, 1), "batch_size": (int, 1)}
 
 
 def method_options(name: str) -> dict[str, str]:

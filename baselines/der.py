@@ -6,6 +6,8 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier, image_floats
 from ._backbones import images_budget as memory_budget  # noqa: F401
 
+REHEARSAL = True  # keeps ctx.mem_size images: --mem-size / --memory-floats set it
+
 
 STATE_ATTRIBUTES = ("storage_policy",)  # DER keeps its buffer (images and logits) on the strategy
 

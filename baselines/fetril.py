@@ -52,7 +52,7 @@ class FeTrIL(SupervisedTemplate):
 
     def __init__(self, *, head_epochs: int = HEAD_EPOCHS, **kwargs):
         super().__init__(criterion=CrossEntropyLoss(), **kwargs)
-        self.backbone_epochs, self.head_epochs = self.train_epochs, head_epochs
+        self.head_epochs = head_epochs
         self.class_means: dict[int, torch.Tensor] = {}
 
     @property
@@ -77,8 +77,7 @@ class FeTrIL(SupervisedTemplate):
         return new
 
     def make_train_dataloader(self, **kwargs):
-        if not self.frozen:
-            self.train_epochs = self.backbone_epochs
+        if not self.frozen:  # the first experience trains the backbone for the budget's epochs
             return super().make_train_dataloader(**kwargs)
         self.train_epochs = self.head_epochs
         old = dict(self.class_means)

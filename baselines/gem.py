@@ -7,6 +7,8 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier, patterns_per_experience, plugin, tensor_floats
 from ._backbones import episodic_budget as memory_budget  # noqa: F401
 
+REHEARSAL = True  # keeps ctx.mem_size images: --mem-size / --memory-floats set it
+
 
 def build(ctx):
     model = classifier(ctx)

@@ -1,5 +1,6 @@
 """Deep Generative Replay (Shin et al. 2017) with Avalanche's MLP VAE as the generator."""
 
+from avalanche.core import SupervisedPlugin
 from avalanche.models import MlpVAE, VAE_loss
 from avalanche.training import GenerativeReplay, VAETraining
 from avalanche.training.plugins import GenerativeReplayPlugin
@@ -19,6 +20,13 @@ class SignedMlpVAE(MlpVAE):
         return super().generate(*args, **kwargs) * 2 - 1
 
 
+class GeneratorBudget(SupervisedPlugin):
+    """The generator trains as many epochs on an experience as the classifier (the shared budget)."""
+
+    def before_training_exp(self, strategy, **kwargs):
+        strategy.generator_strategy.train_epochs = strategy.train_epochs
+
+
 def build(ctx):
     model = classifier(ctx)
     generator = SignedMlpVAE(ctx.image_shape, nhid=2, n_classes=ctx.n_classes, device=ctx.device)
@@ -28,7 +36,7 @@ def build(ctx):
         plugins=[GenerativeReplayPlugin()],
     )
     return GenerativeReplay(model=model, optimizer=adam(model, ctx), criterion=CrossEntropyLoss(),
-                            generator_strategy=generator_strategy, **ctx.template_kwargs())
+                            generator_strategy=generator_strategy, plugins=[GeneratorBudget()], **ctx.template_kwargs())
 
 
 def memory_budget(ctx, strategy):

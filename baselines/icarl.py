@@ -8,6 +8,8 @@ from torch import nn
 from ._backbones import adam, feature_extractor, model_floats, plugin, tensor_floats
 from ._backbones import images_budget as memory_budget  # noqa: F401
 
+REHEARSAL = True  # keeps ctx.mem_size images: --mem-size / --memory-floats set it
+
 
 def build(ctx):
     features = feature_extractor(ctx)

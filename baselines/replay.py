@@ -7,6 +7,8 @@ from torch.nn import CrossEntropyLoss
 from ._backbones import adam, classifier, image_floats, plugin
 from ._backbones import images_budget as memory_budget  # noqa: F401
 
+REHEARSAL = True  # keeps ctx.mem_size images: --mem-size / --memory-floats set it
+
 
 def build(ctx):
     model = classifier(ctx)

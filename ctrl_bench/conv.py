@@ -6,6 +6,7 @@ resized to 32 × 32 on the way in and back on the way out.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -45,7 +46,8 @@ class ConvEncoder(nn.Module):
         if self.resize:
             X = F.interpolate(X, size=(NATIVE_SIZE, NATIVE_SIZE), mode="bilinear", align_corners=False)
         features = self.net(X)
-        return F.normalize(features.float(), dim=-1) if self.normalize else features
+        return F.normalize(features if features.dtype == torch.float64 else features.float(), dim=-1) if self.normalize \
+            else features
 
 
 class ConvDecoder(nn.Module):

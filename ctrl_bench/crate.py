@@ -147,7 +147,8 @@ class CrateEncoder(nn.Module):
         Z = self.norm(self.layers(tokens + self.position))
         pooled = {"cls": lambda: Z[:, 0], "mean": lambda: Z.mean(1), "flatten": lambda: Z.flatten(1)}
         features = self.head(pooled[self.pool]())
-        return F.normalize(features.float(), dim=-1) if self.normalize else features
+        return F.normalize(features if features.dtype == torch.float64 else features.float(), dim=-1) if self.normalize \
+            else features
 
 
 class CrateDecoder(nn.Module):

@@ -43,9 +43,10 @@ def _missing(labels: np.ndarray, limit: int = 10) -> tuple[list[int], int]:
 
 
 def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experiences: int,
-                 eval_name: str = "y_test") -> int:
+                 eval_name: str = "y_test", first_classes: int | None = None) -> int:
     """The number of classes K, after checking the labels; :class:`LabelError` says what is wrong.
-    ``eval_name`` names the evaluation labels in the messages (the test set, or a validation split)."""
+    ``eval_name`` names the evaluation labels in the messages (the test set, or a validation split);
+    ``first_classes``: a warm start, N classes in the first experience and the rest split evenly."""
     for name, y in (("y_train", y_train), (eval_name, y_test)):
         if len(y) == 0:
             raise LabelError(f"{source}: {name} is empty; the data set needs images of every class in both splits")
@@ -79,6 +80,15 @@ def check_labels(source: str, y_train: np.ndarray, y_test: np.ndarray, n_experie
         raise LabelError(f"{source}: {eval_name} has no images of these classes of y_train: "
                          f"{_listing(train_labels[untested], train_counts[untested])}; every class needs test "
                          f"images to be scored: add test images or remove those training images")
+    if first_classes is not None:
+        rest, later = n_classes - first_classes, n_experiences - 1
+        if not 0 < first_classes < n_classes or later < 1 or rest % later:
+            fits = [str(n) for n in range(1, n_classes) if later >= 1 and (n_classes - n) % later == 0]
+            raise LabelError(f"{source}: a first experience of {first_classes} of its {n_classes} classes leaves "
+                             f"{rest} for {later} more experience{'s' if later != 1 else ''}, which do not split "
+                             f"evenly; choose --first-experience-classes from {', '.join(fits) or 'none'} or another "
+                             f"--n-experiences")
+        return n_classes
     if n_classes % n_experiences:
         divisors = [str(d) for d in range(1, n_classes + 1) if n_classes % d == 0]
         rare = train_counts < 0.1 * np.median(train_counts)

@@ -51,7 +51,9 @@ def _array(archive, path: str, name: str) -> np.ndarray:
         raise MalformedNpzError(f"{path}: array {name} cannot be read ({type(err).__name__}: {err})") from None
 
 
-def load_npz(path: str):
+def load_npz(path: str, with_test: bool = True):
+    """x_train, y_train, x_test, y_test of the archive; without ``with_test`` the test arrays are not
+    read (None), so that a validation run cannot see them."""
     check_file(path)
     if not zipfile.is_zipfile(path):  # np.load would take it for pickled data and say so
         raise MalformedNpzError(f"{path} is not a NumPy .npz archive (not a zip file); write one with "
@@ -64,8 +66,9 @@ def load_npz(path: str):
         missing = [k for k in REQUIRED if k not in archive.files]
         if missing:
             raise MalformedNpzError(f"{path} lacks the arrays {', '.join(missing)}; it needs {', '.join(REQUIRED)}")
-        arrays = {k: _array(archive, path, k) for k in REQUIRED}
-    for split in ("train", "test"):
+        splits = ("train", "test") if with_test else ("train",)
+        arrays = {f"{a}_{split}": _array(archive, path, f"{a}_{split}") for split in splits for a in "xy"}
+    for split in splits:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8:
             raise MalformedNpzError(f"{path}: x_{split} must be uint8 images, got dtype {x.dtype}")
@@ -76,13 +79,13 @@ def load_npz(path: str):
             raise MalformedNpzError(f"{path}: y_{split} must be a 1-D integer array, got {y.dtype} {y.shape}")
         if len(x) != len(y):
             raise MalformedNpzError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
-    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+    if with_test and arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise MalformedNpzError(f"{path}: train images {arrays['x_train'].shape[1:]} and test images "
                                 f"{arrays['x_test'].shape[1:]} differ in shape")
-    x_train, x_test = arrays["x_train"], arrays["x_test"]
+    x_train, x_test = arrays["x_train"], arrays.get("x_test")
     if x_train.ndim == 4 and x_train.shape[-1] == 1:
-        x_train, x_test = x_train[..., 0], x_test[..., 0]
-    return x_train, arrays["y_train"], x_test, arrays["y_test"]
+        x_train, x_test = x_train[..., 0], (None if x_test is None else x_test[..., 0])
+    return x_train, arrays["y_train"], x_test, arrays.get("y_test")
 
 
 def npz_family(path: str) -> str | None:

@@ -12,5 +12,5 @@ MNIST_5K = Path(__file__).resolve().parent / "data" / "mnist-5k.npz"
 
 
 @register_scenario("mnist_5k", experiences=(5, 10), files=lambda root: [str(MNIST_5K)], family="mnist")
-def mnist_5k(root: str, download: bool):
-    return load_npz(str(MNIST_5K))
+def mnist_5k(root: str, download: bool, with_test: bool):
+    return load_npz(str(MNIST_5K), with_test)

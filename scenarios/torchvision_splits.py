@@ -20,11 +20,12 @@ EXPECTED_FILES = {
 }
 
 
-def load_torchvision(cls, root: str, download: bool):
-    """uint8 arrays from a torchvision data set; a clear :class:`DataMissingError` when it is missing."""
+def load_torchvision(cls, root: str, download: bool, with_test: bool = True):
+    """uint8 arrays from a torchvision data set (its test split only ``with_test``); a clear
+    :class:`DataMissingError` when it is missing."""
     try:
         train = cls(root, train=True, download=download)
-        test = cls(root, train=False, download=download)
+        test = cls(root, train=False, download=download) if with_test else None
     except Exception as err:  # torchvision raises RuntimeError / URLError / OSError, deep inside
         folder, files = EXPECTED_FILES[cls]
         how = ("it could not be downloaded" if download
@@ -34,7 +35,9 @@ def load_torchvision(cls, root: str, download: bool):
             f"Put these files in {os.path.join(os.path.abspath(root), folder)}: {', '.join(files)} "
             f"(torchvision's layout), or run once with network access and without --no-download."
         ) from None
-    return (np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets))
+    if test is None:
+        return np.asarray(train.data), np.asarray(train.targets), None, None
+    return np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets)
 
 
 def data_files(cls):
@@ -46,20 +49,20 @@ def data_files(cls):
 
 
 @register_scenario("split_mnist", experiences=(5, 10), files=data_files(datasets.MNIST), family="mnist")
-def split_mnist(root: str, download: bool):
-    return load_torchvision(datasets.MNIST, root, download)
+def split_mnist(root: str, download: bool, with_test: bool):
+    return load_torchvision(datasets.MNIST, root, download, with_test)
 
 
 @register_scenario("split_fmnist", experiences=(5, 10), files=data_files(datasets.FashionMNIST), family="mnist")
-def split_fmnist(root: str, download: bool):
-    return load_torchvision(datasets.FashionMNIST, root, download)
+def split_fmnist(root: str, download: bool, with_test: bool):
+    return load_torchvision(datasets.FashionMNIST, root, download, with_test)
 
 
 @register_scenario("split_cifar10", experiences=(5, 10), files=data_files(datasets.CIFAR10), family="cifar")
-def split_cifar10(root: str, download: bool):
-    return load_torchvision(datasets.CIFAR10, root, download)
+def split_cifar10(root: str, download: bool, with_test: bool):
+    return load_torchvision(datasets.CIFAR10, root, download, with_test)
 
 
 @register_scenario("split_cifar100", experiences=(10, 20), files=data_files(datasets.CIFAR100), family="cifar")
-def split_cifar100(root: str, download: bool):
-    return load_torchvision(datasets.CIFAR100, root, download)
+def split_cifar100(root: str, download: bool, with_test: bool):
+    return load_torchvision(datasets.CIFAR100, root, download, with_test)

@@ -39,3 +39,21 @@ def copy_of_the_code(dest: Path) -> Path:
     for folder in ("baselines", "ctrl_bench", "scenarios"):
         shutil.copytree(root / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__", "*.npz"))
     return dest
+
+
+REHEARSAL = {"replay", "der", "icarl", "gem", "agem", "gdumb"}  # their cells carry the images they keep
+
+
+def record_file(out: Path, method: str, seed: int = 0, scenario: str = "tiny-2", memory: int = 40) -> Path:
+    """Where a cell's record is: ``records/<scenario>/<method>[/mem<N>]/seed<s>.json``."""
+    folder = Path(out) / "records" / scenario / method
+    return (folder / f"mem{memory}" if method in REHEARSAL else folder) / f"seed{seed}.json"
+
+
+def cells_said(text: str, scenario: str = "tiny-2") -> dict[str, str]:
+    """What the console said about each cell, e.g. {"replay seed 0": "reused (record still valid)"}
+    (a rehearsal cell's "(40 images)" left out of the key)."""
+    import re
+
+    found = re.findall(rf"^{re.escape(scenario)} (\w+)(?: \(\d+ images\))? (seed \d+): (.*)$", text, re.M)
+    return {f"{method} {seed}": said for method, seed, said in found}

@@ -34,17 +34,53 @@ class RunOutcome:
     total: int
 
 
-def cell_settings(config: RunConfig, data, method: str, device: torch.device) -> dict:
+def cell_settings(config: RunConfig, data, method: str, device: torch.device, memory: int | None = None) -> dict:
     """Everything besides data, code and seed that a cell's numbers depend on (part of its reuse
-    key): the shared settings of the preset and the method's own (``presets.method_settings``), so
-    that one method's settings never invalidate another's records."""
+    key): the shared settings of the preset (with the images a rehearsal cell keeps) and the
+    method's own (``presets.method_settings``), so that one method's settings never invalidate
+    another's records; and the data it is evaluated on."""
     from .presets import common_settings, method_settings
 
-    common = common_settings(config.preset, config.overrides)
+    common = common_settings(config.preset, config.overrides, data.family)
+    if memory is not None:
+        common["mem_size"] = memory
     own = method_settings(method, config.preset, data.family, common, config.method_options.get(method, {}))
-    return {"preset": config.preset, "n_experiences": data.n_experiences,
-            "fixed_class_order": None if config.class_order is None else list(config.class_order),
-            "threads": config.threads, "device_type": device.type, "config": common, "method": own}
+    settings = {"preset": config.preset, "n_experiences": data.n_experiences,
+                "fixed_class_order": None if config.class_order is None else list(config.class_order),
+                "threads": config.threads, "device_type": device.type, "config": common, "method": own}
+    if data.validation is not None:
+        settings["validation"] = data.validation
+    if data.first_classes is not None:
+        settings["first_experience_classes"] = data.first_classes
+    if config.distributed:
+        from ctrl_bench import distributed
+
+        settings["world_size"] = distributed.world_size()
+    return settings
+
+
+def memories(config: RunConfig, data, method: str) -> list[int | None]:
+    """The images each cell of ``method`` keeps: [None] unless it is a rehearsal method (``REHEARSAL``
+    in its module); else ``--mem-size`` and what fits in each ``--memory-floats`` (⌊N / (C·H·W)⌋), or
+    the preset's. DataError when a float budget holds no image."""
+    import math
+
+    from baselines import get_method
+
+    from .presets import common_settings
+
+    if not getattr(get_method(method), "REHEARSAL", False):
+        return [None]
+    x = data.arrays[0]
+    floats = math.prod(x.shape[1:])
+    sizes = list(config.mem_sizes)
+    for budget in config.memory_floats:
+        if budget < floats:
+            channels = 1 if x.ndim == 3 else x.shape[3]
+            raise DataError(f"--memory-floats {budget} holds no image of {data.name} ({channels} × {x.shape[1]} × "
+                            f"{x.shape[2]} = {floats:,} floats each): give at least {floats:,}")
+        sizes.append(budget // floats)
+    return sorted(set(sizes)) or [common_settings(config.preset, config.overrides, data.family)["mem_size"]]
 
 
 class Bench:
@@ -61,8 +97,9 @@ class Bench:
         self.store = RecordStore(config.out)
         self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
         self.labels = unique_labels(config, datasets, self.store)
-        self.cells = [(name, Cell(self.labels[name], method, seed))
-                      for name in config.scenarios for seed in config.seeds for method in config.methods]
+        self.cells = [(name, Cell(self.labels[name], method, seed, memory))
+                      for name in config.scenarios for seed in config.seeds for method in config.methods
+                      for memory in memories(config, datasets[name], method)]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
         self.code_versions = {method: provenance.code_version(method) for method in config.methods}
         self._judges: dict[str, torch.nn.Module] = {}
@@ -70,7 +107,7 @@ class Bench:
     def plan(self, name: str, cell: Cell) -> CellPlan | None:
         """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
         cell's checkpoints of other keys are deleted)."""
-        settings = cell_settings(self.config, self.datasets[name], cell.method, self.device)
+        settings = cell_settings(self.config, self.datasets[name], cell.method, self.device, cell.memory)
         key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
         record, missing = self.store.load(cell)
         reuse, why = decide(record, key, self.config.reuse, missing)
@@ -89,7 +126,13 @@ class Bench:
         """Save the record of a cell that ran (with its provenance; ``torch_threads``: the count the
         cell ran with, when another process ran it) and delete its checkpoint."""
         env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
-        record.update(scenario=plan.cell.scenario, scenario_source=self.datasets[plan.name].source,
+        from .presets import budget_override
+
+        data, common, own = self.datasets[plan.name], plan.settings["config"], plan.settings["method"]
+        record.update(scenario=plan.cell.scenario, scenario_source=data.source, memory_images=plan.cell.memory,
+                      evaluated_on=data.evaluated_on,
+                      budget={"epochs": own["epochs"], "first_epochs": own.get("first_epochs"),
+                              "batch_size": own["batch_size"], "override": budget_override(common, own)},
                       device=self.env["device"], reuse_key=plan.key,
                       provenance={**env, "data_sha256": self.data_hashes[plan.name],
                                   "code_version": self.code_versions[plan.cell.method],
@@ -109,7 +152,9 @@ class Bench:
         if not getattr(get_method(method), "DECODES_MEMORY", False):
             return None
         if name not in self._judges:
-            cache = os.path.join(self.config.out, "judges", f"{self.data_hashes[name][:16]}.pt")
+            data = self.datasets[name]
+            held = "" if data.validation is None else f"-val{100 * data.validation:g}"  # trained without those images
+            cache = os.path.join(self.config.out, "judges", f"{self.data_hashes[name][:16]}{held}.pt")
             self._judges[name] = load_or_train_judge(cache, self.datasets[name], self.device)
         return self._judges[name]
 
@@ -158,7 +203,8 @@ def unique_labels(config: RunConfig, datasets: dict, store: RecordStore) -> dict
 
     labels, taken = {}, {}
     for name in config.scenarios:
-        label, source = scenario_label(name, config.n_experiences), datasets[name].source
+        label = scenario_label(name, config.n_experiences, config.validation, config.first_experience_classes)
+        source = datasets[name].source
         owners = store.sources(label) | ({taken[label]} if label in taken else set())
         if owners - {source}:
             stem, _, n = label.rpartition("-")
@@ -213,11 +259,30 @@ def check_names(config: RunConfig) -> tuple[RunConfig, torch.device]:
         check_out(config.out)
         if config.grid is not None:
             grid.check(config.grid, device)
+        if config.distributed:
+            check_distributed(config)
     except ConfigError:
         raise
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return config, device
+
+
+def check_distributed(config: RunConfig) -> None:
+    """--distributed: under torchrun, without a grid, and only for methods that split a batch."""
+    from baselines import get_method
+    from ctrl_bench.distributed import from_environment
+
+    if config.grid is not None:
+        raise ValueError("--distributed runs one cell over several processes; it does not combine with --workers or "
+                         "--ray-address")
+    if from_environment() is None:
+        raise ValueError("--distributed needs the processes torchrun starts: torchrun --nproc_per_node N -m ctrl_bench "
+                         "… --distributed")
+    for method in config.methods:
+        if not getattr(get_method(method), "DISTRIBUTED", False):
+            raise ValueError(f"--distributed runs methods whose loss is computed on the whole batch across processes "
+                             f"(ctrl); {method} cannot: run it without --distributed")
 
 
 def resolved(config: RunConfig, device: torch.device) -> RunConfig:
@@ -269,9 +334,9 @@ def check_data_fits(config: RunConfig, datasets: dict) -> None:
 
     from .presets import common_settings
 
-    common = common_settings(config.preset, config.overrides)
     judged = any(getattr(get_method(m), "DECODES_MEMORY", False) for m in config.methods)
     for name, data in datasets.items():
+        common = common_settings(config.preset, config.overrides, data.family)
         x = data.arrays[0]
         shape = (1, *x.shape[1:3]) if x.ndim == 3 else (x.shape[3], *x.shape[1:3])
         try:
@@ -315,7 +380,8 @@ def load_datasets(config: RunConfig) -> dict:
 
     try:
         return {name: load_data(name, config.n_experiences, config.class_order, config.data_root,
-                                download=config.download) for name in config.scenarios}
+                                download=config.download, validation=config.validation,
+                                first_classes=config.first_experience_classes) for name in config.scenarios}
     except (DataMissingError, MalformedNpzError, FileNotFoundError, ValueError) as err:
         raise DataError(str(err)) from None
 
@@ -326,52 +392,77 @@ def run(config: RunConfig) -> RunOutcome:
     anything is written, and :class:`BenchInterrupted` on Ctrl-C."""
     from . import grid
 
+    from contextlib import nullcontext
+
+    from ctrl_bench import distributed
+
     from .lock import out_lock
 
     config, device = check_names(config)
     datasets = load_datasets(config)
     check_data_fits(config, datasets)
+    main = True
+    if config.distributed:
+        process = distributed.from_environment()
+        if device.type == "cuda":
+            device = torch.device("cuda", process.local_rank)
+        distributed.initialise(process, device)
+        main = process.is_main
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        with out_lock(config.out, config.command, wait=config.wait):
-            clean_leftovers(config.out)
+        with out_lock(config.out, config.command, wait=config.wait) if main else nullcontext():
+            if main:
+                clean_leftovers(config.out)
+            distributed.barrier()
             if config.grid is not None:  # the same cells on Ray; a failed cell is reported and the others go on
                 summary, failed = grid.run_grid(config, device, datasets)
             else:
                 summary, failed = run_sequential(config, device, datasets), []
     finally:
         torch.set_num_threads(threads)
-    return RunOutcome(summary, failed, len(config.scenarios) * len(config.methods) * len(config.seeds))
+    total = sum(len(memories(config, datasets[name], method)) for name in config.scenarios for method in config.methods)
+    return RunOutcome(summary, failed, total * len(config.seeds))
 
 
 def run_sequential(config: RunConfig, device: torch.device, datasets: dict) -> str:
-    """Every cell in this process, one after another; the console summary."""
+    """Every cell in this process, one after another; the console summary. In a distributed run every
+    process runs each cell together (rank 0 decides which, and alone writes anything)."""
+    from ctrl_bench import distributed
     from scenarios import make_scenario
 
     from .replay_judge import ReplayJudgePlugin
     from .runner import run_cell
 
     bench = Bench(config, device, datasets)
+    main = distributed.is_main()
 
     @functools.lru_cache(maxsize=1)  # the runs of one (scenario, seed) come one after another
     def scenario_for(name: str, seed: int):
         return make_scenario(datasets[name], seed, config.class_order)
 
+    plans = bench.cells if not config.distributed else distributed.broadcast(
+        [(name, cell, bench.plan(name, cell) if main else None) for name, cell in bench.cells])
     running = None
     try:
-        for name, cell in bench.cells:
-            plan = bench.plan(name, cell)
+        for entry in plans:
+            name, cell = entry[0], entry[1]
+            plan = entry[2] if config.distributed else bench.plan(name, cell)
             if plan is None:
                 continue
             running = cell
-            judge = bench.judge(name, cell.method)
+            judge = bench.judge(name, cell.method) if main else None
             record = run_cell(cell.method, cell.seed, scenario_for(name, cell.seed), plan.settings, device,
-                              plan.checkpoint, bench.store.tensorboard_dir(cell), progress=config.progress,
-                              label=str(cell), extra_plugins=[ReplayJudgePlugin(judge)] if judge is not None else [])
-            bench.finish(plan, record)
+                              plan.checkpoint, bench.store.tensorboard_dir(cell) if main else None,
+                              progress=config.progress and main, label=str(cell),
+                              extra_plugins=[ReplayJudgePlugin(judge)] if judge is not None else [])
+            if main:
+                bench.finish(plan, record)
+                bench.write()
+            distributed.barrier()
             running = None
-            bench.write()
+        if not main:
+            return ""
     except KeyboardInterrupt as err:
         stopped = ""
         if running is not None and isinstance(err, RunInterrupted):

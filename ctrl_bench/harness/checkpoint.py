@@ -124,11 +124,12 @@ def strategy_state(strategy, plugins: list, attributes_=()) -> dict | None:
 
 
 def save_checkpoint(path: str, rows: list, seconds: list, counts: list, state: dict | None) -> None:
-    """The latest checkpoint at ``path``; the one it replaces stays as ``<path>.prev``."""
+    """The latest checkpoint at ``path``; the one it replaces stays as ``<path>.prev``. ``counts``: per
+    finished experience, the epochs and steps it trained and its row of task-aware accuracies."""
     import io
 
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "rows": rows, "experience_seconds": seconds, "budget": counts, "rng": rng_state(),
+    torch.save({"format": FORMAT, "rows": rows, "experience_seconds": seconds, "per_experience": counts, "rng": rng_state(),
                 "state": state}, buffer)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -156,11 +157,16 @@ def read_checkpoint(path: str, n_experiences: int) -> dict:
                                 f"{str(err).strip().splitlines()[0] if str(err).strip() else 'empty'})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise CorruptCheckpoint("not a ctrl-bench checkpoint of this version")
-    rows, seconds, counts = saved.get("rows"), saved.get("experience_seconds"), saved.get("budget")
+    rows, seconds, counts = saved.get("rows"), saved.get("experience_seconds"), saved.get("per_experience")
+
+    def row(r):
+        return isinstance(r, list) and len(r) == n_experiences and all(isinstance(a, float) for a in r)
+
     if not (isinstance(rows, list) and isinstance(seconds, list) and isinstance(counts, list)
             and len(rows) == len(seconds) == len(counts) and 1 <= len(rows) <= n_experiences
-            and all(isinstance(r, list) and len(r) == n_experiences and all(isinstance(a, float) for a in r)
-                    for r in rows)):
+            and all(row(r) for r in rows) and all(isinstance(t, float) for t in seconds)
+            and all(isinstance(c, dict) and isinstance(c.get("epochs"), int) and isinstance(c.get("steps"), int)
+                    and row(c.get("task_il")) for c in counts)):
         raise CorruptCheckpoint("its accuracy rows do not fit the scenario")
     if not isinstance(saved.get("rng"), dict) or not (saved.get("state") is None or isinstance(saved["state"], dict)):
         raise CorruptCheckpoint("its RNG or strategy state is malformed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -85,6 +86,12 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                    help=f"seeds in 0..{MAX_SEED}; each also fixes the class order (default: 0)")
     p.add_argument("--class-order", nargs="+", type=int, default=None, metavar="CLASS",
                    help="fixed class order (a permutation of 0..K-1) instead of the seed's")
+    p.add_argument("--first-experience-classes", type=positive_int, metavar="N",
+                   help="a warm start: the first experience holds N classes, the others split the rest evenly "
+                        "(PyCIL's init_cls; e.g. 50 of CIFAR-100's 100 with --n-experiences 6)")
+    p.add_argument("--validation", type=bounded(float, 0, inclusive=False, high=0.5), metavar="F",
+                   help="hold out a fraction F of every class's training images (seeded, the same for every run) "
+                        "and evaluate on them; the test images are never read (choose settings this way)")
     p.add_argument("--preset", default="quick",
                    help=f"one of: {', '.join(preset_names())} (default: quick): quick = minutes per method on a CPU, "
                         "paper = the published training lengths, for a GPU (with --backbone conv: the reference's "
@@ -113,10 +120,17 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     g.add_argument("--backbone", choices=["conv", "crate", "mlp"], help="network family (ctrl: conv or crate)")
     g.add_argument("--size", choices=["tiny", "small", "base"], help="network size preset")
     g.add_argument("--feature-dim", type=positive_int, help="feature dimension d of encoder and classifiers")
-    g.add_argument("--epochs", type=positive_int, help="epochs per experience")
+    g.add_argument("--epochs", type=positive_int, help="epochs per experience, for every method (the budget)")
+    g.add_argument("--first-epochs", type=positive_int,
+                   help="epochs of the first experience, for every method (default: the preset's, else --epochs)")
     g.add_argument("--batch-size", type=positive_int, help="training batch size")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate of the classifier methods")
-    g.add_argument("--mem-size", type=positive_int, help="images a rehearsal method may keep")
+    g.add_argument("--mem-size", type=positive_int, nargs="+", metavar="N",
+                   help="images a rehearsal method may keep; several values give each rehearsal method one run per "
+                        "value (a curve in the memory figure)")
+    g.add_argument("--memory-floats", type=positive_int, nargs="+", metavar="N",
+                   help="give each rehearsal method the images that fit in N floats (⌊N / (C·H·W)⌋), one run per value, "
+                        "e.g. the floats i-CTRL keeps")
     c = p.add_argument_group("ctrl / i-CTRL: each --ctrl-NAME VALUE is --option ctrl.NAME=VALUE")
     for name, text in CTRL_ALIASES.items():
         c.add_argument(f"--ctrl-{name.replace('_', '-')}", metavar="VALUE", help=text)
@@ -124,6 +138,10 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     c.add_argument("--ctrl-updates", choices=["alternating", "simultaneous"],
                    help="alternating: the encoder steps, then the decoder against the updated encoder (reference "
                         "code; paper preset with --backbone conv); simultaneous: both from one forward")
+    p.add_argument("--distributed", action="store_true",
+                   help="run each cell over the processes torchrun starts (torchrun --nproc_per_node N -m ctrl_bench "
+                        "… --distributed): every batch split over them, the rate terms on the whole batch; NCCL on "
+                        "GPUs, gloo on CPU; ctrl only")
     r = p.add_argument_group(f"the grid on Ray: cells (scenario, method, seed) in parallel ({grid.INSTALL})")
     r.add_argument("--workers", type=positive_int, metavar="N",
                    help="run up to N cells at once on this machine, through a local Ray instance the run starts and "
@@ -193,14 +211,15 @@ def to_run_config(args, command: str) -> RunConfig:
     threads, grid = resolve_threads(args, torch.get_num_threads())
     method_options = parse_method_options(args.option + ctrl_alias_options(args), args.methods)
     overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim, "epochs": args.epochs,
-                 "batch_size": args.batch_size, "lr": args.lr, "mem_size": args.mem_size}
+                 "first_epochs": args.first_epochs, "batch_size": args.batch_size, "lr": args.lr}
     return RunConfig(
         scenarios=tuple(args.scenario), methods=tuple(args.methods), seeds=tuple(args.seeds), preset=args.preset,
         n_experiences=args.n_experiences, class_order=None if args.class_order is None else tuple(args.class_order),
+        validation=args.validation, first_experience_classes=args.first_experience_classes, mem_sizes=tuple(args.mem_size or ()), memory_floats=tuple(args.memory_floats or ()),
         device=args.device, threads=threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid,
-        wait=args.wait, command=command,
+        wait=args.wait, distributed=args.distributed, command=command,
     )
 
 
@@ -217,6 +236,8 @@ def main(argv=None, prog: str = "ctrl-bench") -> int:
     warnings.showwarning = lambda *args, **kwargs: None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
+    if args.distributed and int(os.environ.get("RANK", "0")) > 0:
+        sys.stdout = open(os.devnull, "w")  # one process speaks: rank 0
     try:
         config = to_run_config(args, command=" ".join([prog, shlex.join(argv)]))
     except ValueError as err:
@@ -237,7 +258,6 @@ def main(argv=None, prog: str = "ctrl-bench") -> int:
               file=sys.stderr)
         return 130
     print(outcome.summary)
-    import os
     print(f"results written to {os.path.abspath(config.out)}/results.{{json,csv,md}}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(config.out, 'tensorboard')}")
     if outcome.failed:

@@ -13,7 +13,7 @@ DEFAULT_METHODS = ("ctrl", "naive", "lwf", "icarl", "replay")
 DEFAULT_SCENARIOS = ("mnist_5k",)
 REUSE_POLICIES = ("never", "valid", "always")
 # Settings of the preset every method shares that a command may override (None: the preset's).
-COMMON_OVERRIDES = ("backbone", "size", "feature_dim", "epochs", "batch_size", "lr", "mem_size")
+COMMON_OVERRIDES = ("backbone", "size", "feature_dim", "epochs", "first_epochs", "batch_size", "lr", "mem_size")
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,10 @@ class RunConfig:
     preset: str = "quick"
     n_experiences: int | None = None
     class_order: tuple[int, ...] | None = None
+    validation: float | None = None  # hold out this fraction of every class's training images and evaluate on it
+    first_experience_classes: int | None = None  # a warm start: this many classes first, the rest split evenly
+    mem_sizes: tuple[int, ...] = ()  # images a rehearsal method keeps, one cell per value (none: the preset's)
+    memory_floats: tuple[int, ...] = ()  # ... or as many images as fit in each of these float budgets
     device: str = "auto"
     threads: int | None = None
     overrides: dict = field(default_factory=dict)
@@ -57,6 +61,7 @@ class RunConfig:
     progress: bool = True
     grid: GridConfig | None = None
     wait: bool = False  # another command holds --out: wait for it (else OutInUse)
+    distributed: bool = False  # one run over the processes torchrun started (ctrl only)
     command: str = ""  # the command line, for provenance
 
     def check(self) -> None:
@@ -71,6 +76,13 @@ class RunConfig:
         unknown = sorted(set(self.overrides) - set(COMMON_OVERRIDES))
         if unknown:
             raise ConfigError(f"unknown overrides {unknown}; known: {', '.join(COMMON_OVERRIDES)}")
+        if self.first_experience_classes is not None and self.first_experience_classes < 1:
+            raise ConfigError(f"--first-experience-classes must be ≥ 1, got {self.first_experience_classes}")
+        if self.validation is not None and not 0 < self.validation < 1:
+            raise ConfigError(f"--validation must be a fraction in (0, 1), got {self.validation}")
+        for flag, values in (("--mem-size", self.mem_sizes), ("--memory-floats", self.memory_floats)):
+            if any(v < 1 for v in values) or len(set(values)) != len(values):
+                raise ConfigError(f"{flag} takes distinct positive counts, got {' '.join(map(str, values))}")
         if self.reuse not in REUSE_POLICIES:
             raise ConfigError(f"unknown reuse policy {self.reuse!r}; choose one of {', '.join(REUSE_POLICIES)}")
         stray = sorted(set(self.method_options) - set(self.methods))

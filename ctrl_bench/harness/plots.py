@@ -25,7 +25,7 @@ from matplotlib.image import imread
 
 from .checkpoint import atomic_write_bytes
 from .records import slug
-from .results import ORACLE_MARK, group_id, summarise
+from .results import ORACLE_MARK, base_label, group_id, summarise
 
 FIGURES_DIR = "figures"
 FIGURES_TB_DIR = os.path.join("tensorboard", "_figures")
@@ -37,8 +37,8 @@ def _rows(runs: list[dict], methods) -> dict[str, dict[str, tuple[dict, list[dic
     summary = summarise(runs, methods)
     by_group: dict[tuple, list[dict]] = {}
     for run in runs:
-        by_group.setdefault((run["scenario"], run["method"], group_id(run)), []).append(run)
-    return {s: {label: (e, by_group[(s, e["method"], e["group"])]) for label, e in rows.items()}
+        by_group.setdefault((run["scenario"], base_label(run), group_id(run)), []).append(run)
+    return {s: {label: (e, by_group[(s, e["label"], e["group"])]) for label, e in rows.items()}
             for s, rows in summary.items()}
 
 
@@ -80,6 +80,8 @@ def accuracy_figure(scenario: str, rows: dict) -> Figure:
 
 
 def memory_figure(scenario: str, rows: dict) -> Figure:
+    """Last accuracy against memory: one point per row; the rows of one rehearsal method at several
+    memory sizes joined into its curve (the trade-off a reader wants: what each float buys)."""
     fig = Figure(figsize=(8, 4.8))
     ax = fig.subplots()
     points = [(label, entry, i) for i, (label, (entry, _)) in enumerate(rows.items()) if entry.get("memory_floats")]
@@ -87,13 +89,27 @@ def memory_figure(scenario: str, rows: dict) -> Figure:
     low = math.floor(math.log10(min(positive))) if positive else 0
     high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
     zero = 10.0 ** (low - 1)  # the lane of methods that keep nothing
+    curves: dict[str, list] = {}
+    for label, entry, i in points:
+        if entry.get("memory_images"):
+            curves.setdefault(entry["method"], []).append((label, entry, i))
+    colour_of = {method: _style(members[0][2], False)["color"] for method, members in curves.items()}
+    for method, members in curves.items():
+        members.sort(key=lambda m: m[1]["memory_floats"]["mean"])
+        xs = [m[1]["memory_floats"]["mean"] for m in members]
+        ys = [m[1]["last_accuracy"]["mean"] for m in members]
+        ax.plot(xs, ys, color=colour_of[method], linewidth=1.2, alpha=0.8)
+        ax.annotate(method, (xs[-1], ys[-1]), textcoords="offset points", xytext=(6, -9), fontsize=8,
+                    color=colour_of[method])
     for label, entry, i in points:
         x = entry["memory_floats"]["mean"] or zero
         y, err = entry["last_accuracy"]["mean"], entry["last_accuracy"]["std"]
         style = _style(i, bool(entry.get("oracle")))
-        ax.errorbar([x], [y], yerr=[err], color=style["color"], marker=style["marker"], capsize=3,
-                    markerfacecolor="none" if entry.get("oracle") else style["color"], linestyle="none")
-        ax.annotate(_label(label, entry), (x, y), textcoords="offset points", xytext=(6, 3), fontsize=8)
+        colour = colour_of.get(entry["method"], style["color"]) if entry.get("memory_images") else style["color"]
+        ax.errorbar([x], [y], yerr=[err], color=colour, marker=style["marker"], capsize=3,
+                    markerfacecolor="none" if entry.get("oracle") else colour, linestyle="none")
+        if not entry.get("memory_images"):  # a curve is named once, at its end
+            ax.annotate(_label(label, entry), (x, y), textcoords="offset points", xytext=(6, 3), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(zero / 10 ** 0.4, 10.0 ** (high + 0.3))
     ax.axvspan(zero / 10 ** 0.4, zero * 10 ** 0.5, color="0.93", zorder=0)
@@ -105,7 +121,7 @@ def memory_figure(scenario: str, rows: dict) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("memory kept beyond the model (floats, log scale; 0 = keeps nothing, shaded lane)")
     ax.set_ylabel("Last accuracy (all classes)")
-    ax.set_title(f"{scenario}: Last accuracy vs memory, mean ± std over seeds")
+    ax.set_title(f"{scenario}: Last accuracy vs memory (lines: rehearsal methods at several memory sizes)")
     ax.grid(alpha=0.3)
     return fig
 

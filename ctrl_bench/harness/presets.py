@@ -1,8 +1,15 @@
-"""Named settings that every method shares. ``quick``: minutes per method on a CPU. ``paper``: the
-longer runs of the papers, for a GPU. A method's own values (ctrl's game, its batch size and
-training length, by scenario family) come from its module's ``preset(name, family, backbone)``
-(``baselines/<method>.py``); ``--option METHOD.NAME=VALUE`` overrides those, and the command's
-overrides (``--epochs``, ``--size``, …) these.
+"""Named settings, and the one training budget every method gets. ``quick``: minutes per method on a
+CPU. ``paper``: the papers' training lengths, for a GPU.
+
+A preset states once what every method shares: the network family and size (ctrl's pair; every
+other method's classifier is its encoder plus a linear head), the **budget** (``epochs`` per
+experience and ``first_epochs`` for the first one, the same for every method), the batch size and
+Adam learning rate of the classifier methods, and the images a rehearsal method keeps. A scenario
+family ("mnist", "cifar") may change shared values (:data:`FAMILY_PRESETS`). A method's own values
+(ctrl's game and batch size, by family) come from its module's ``preset(name, family, backbone)``;
+``--option METHOD.NAME=VALUE`` overrides those, and the command's overrides (``--epochs``, …) the
+shared ones. A method whose own epochs differ from the budget is labelled with its budget in every
+table.
 """
 
 from __future__ import annotations
@@ -11,35 +18,52 @@ import copy
 
 from baselines import COMMON_OPTIONS, method_preset, resolve_options
 
-# Every method runs on the CRATE family at ``size`` (ctrl's pair; the other methods' classifier is its
-# encoder plus a linear head), with ``epochs`` of ``batch_size`` per experience unless its own preset
-# says otherwise, Adam at ``lr``, and ``mem_size`` stored images for the rehearsal methods.
 PRESETS = {
-    "quick": {"backbone": "crate", "size": "tiny", "feature_dim": 128, "epochs": 4, "batch_size": 64, "lr": 1e-3,
-              "mem_size": 500, "eval_batch_size": 1000},
-    "paper": {"backbone": "crate", "size": "base", "feature_dim": 128, "epochs": 60, "batch_size": 128, "lr": 1e-3,
-              "mem_size": 2000, "eval_batch_size": 2000},
+    "quick": {"backbone": "crate", "size": "tiny", "feature_dim": 128, "epochs": 30, "first_epochs": None,
+              "batch_size": 64, "lr": 1e-3, "mem_size": 500, "eval_batch_size": 1000},
+    # i-CTRL's published lengths, for every method: 120 epochs per task on MNIST, 100 on CIFAR-10
+    "paper": {"backbone": "crate", "size": "base", "feature_dim": 128, "epochs": 120, "first_epochs": None,
+              "batch_size": 128, "lr": 1e-3, "mem_size": 2000, "eval_batch_size": 2000},
 }
+# Shared values a scenario family changes. On CIFAR-10 the decoder needs a longer first experience
+# before it draws anything the memory can hold, so every method gets that longer first experience.
+FAMILY_PRESETS = {"quick": {"cifar": {"first_epochs": 150}}, "paper": {"cifar": {"epochs": 100}}}
+BUDGET = ("epochs", "first_epochs")
 
 
 def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def common_settings(name: str, overrides: dict) -> dict:
-    """The preset's shared settings, then ``overrides`` (None values ignored)."""
+def common_settings(name: str, overrides: dict, family: str | None = None) -> dict:
+    """The preset's shared settings for a scenario of ``family``, then ``overrides`` (None values ignored)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
     config = copy.deepcopy(PRESETS[name])
+    config.update(FAMILY_PRESETS.get(name, {}).get(family, {}))
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config
 
 
 def method_settings(method: str, name: str, family: str, common: dict, options: dict) -> dict:
     """Everything ``method`` runs with in preset ``name`` on a scenario of ``family``: its own preset
-    values, then its ``--option`` values, the common ones it does not set for itself filled in from
-    ``common``, and its remaining defaults (when its module says what they are)."""
+    values, then its ``--option`` values, the shared ones it does not set for itself (the budget, the
+    batch size) filled in from ``common``, and its remaining defaults (when its module says them)."""
     own = {**method_preset(method, name, family, common["backbone"]), **options}
-    for key in COMMON_OPTIONS:
+    for key in (*COMMON_OPTIONS, *BUDGET):
         own.setdefault(key, common[key])
     return resolve_options(method, own)
+
+
+def budget_override(common: dict, own: dict) -> str | None:
+    """How a method's own budget departs from the shared one ("4 epochs", "first 60 epochs"), or None."""
+    def epochs(n):
+        return f"{n} epoch{'' if n == 1 else 's'}"
+
+    parts = []
+    if own["epochs"] != common["epochs"]:
+        parts.append(epochs(own["epochs"]))
+    first, shared_first = own.get("first_epochs") or own["epochs"], common["first_epochs"] or common["epochs"]
+    if first != shared_first:
+        parts.append(f"first {epochs(first)}")
+    return ", ".join(parts) or None

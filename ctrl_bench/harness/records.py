@@ -57,17 +57,20 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (scenario, method, seed) of a command."""
+    """One (scenario, method, seed) of a command; for a rehearsal method also the images it keeps."""
     scenario: str  # label, e.g. "mnist-5k-5"
     method: str
     seed: int
+    memory: int | None = None  # images a rehearsal method keeps (its runs at other sizes are other cells)
 
     @property
     def where(self) -> str:
-        return os.path.join(slug(self.scenario), self.method, f"seed{self.seed}")
+        method = self.method if self.memory is None else os.path.join(self.method, f"mem{self.memory}")
+        return os.path.join(slug(self.scenario), method, f"seed{self.seed}")
 
     def __str__(self) -> str:
-        return f"{self.scenario} {self.method} seed {self.seed}"
+        memory = "" if self.memory is None else f" ({self.memory} images)"
+        return f"{self.scenario} {self.method}{memory} seed {self.seed}"
 
 
 class RecordStore:
@@ -96,7 +99,8 @@ class RecordStore:
         record, why = read_record(path)
         if why:
             return None, f"its record {why.split(';')[0]}"
-        if (record["scenario"], record["method"], record["seed"]) != (cell.scenario, cell.method, cell.seed):
+        if (record["scenario"], record["method"], record["seed"], record.get("memory_images")) != \
+                (cell.scenario, cell.method, cell.seed, cell.memory):
             return None, "its record file holds another cell"
         return record, ""
 
@@ -155,7 +159,7 @@ class RecordStore:
                 if why:
                     problems.append(f"{path} {why}")
                     continue
-                cell = Cell(record["scenario"], record["method"], record["seed"])
+                cell = Cell(record["scenario"], record["method"], record["seed"], record.get("memory_images"))
                 home = self.record_path(cell)
                 if os.path.abspath(path) != os.path.abspath(home):
                     problems.append(f"{path} holds {cell}, whose record is {home}; left out")
@@ -200,6 +204,14 @@ OPTIONAL_FIELDS = {
     "provenance": (lambda v: isinstance(v, dict), "an object"),
     "settings": (lambda v: isinstance(v, dict), "an object"),
     "notes": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings"),
+    "memory_images": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+                      "a count of images"),
+    "task_il_last_accuracy": (_number, "a number"),
+    "task_il_average_accuracy": (_number, "a number"),
+    "epochs_per_experience": (lambda v: isinstance(v, list) and all(isinstance(e, int) for e in v), "epoch counts"),
+    "train_steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a step count"),
+    "budget": (lambda v: isinstance(v, dict), "an object"),
+    "evaluated_on": (lambda v: v in ("test", "validation"), "test or validation"),
 }
 
 

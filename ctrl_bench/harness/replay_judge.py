@@ -38,7 +38,7 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
     print(f"training the replay judge for {data.name} (once; cached in {cache_path})", flush=True)
     judge = train_judge(*train.tensors, n_classes=data.n_classes)
     accuracy = judge_accuracy(judge, *to_dataset(x_test, y_test).tensors)
-    print(f"replay judge: accuracy {accuracy:.3f} on the real test set", flush=True)
+    print(f"replay judge: accuracy {accuracy:.3f} on the real {data.evaluated_on} images", flush=True)
     buffer = io.BytesIO()
     torch.save(judge.state_dict(), buffer)
     atomic_write_bytes(cache_path, buffer.getvalue())
@@ -59,7 +59,9 @@ class ReplayJudgePlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs):
         if not hasattr(strategy, "decode_memory"):
             return
-        images, labels = strategy.decode_memory(self.per_class)
+        device = torch.device(strategy.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # judging trains nothing
+            images, labels = strategy.decode_memory(self.per_class)
         per_class = replay_accuracy(self.judge, images, labels)
         mean = sum(per_class.values()) / len(per_class)
         self.last = {"mean": mean, "per_class": {str(c): v for c, v in per_class.items()}}

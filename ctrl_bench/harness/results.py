@@ -18,6 +18,8 @@ from .checkpoint import atomic_write_set
 from .records import short_hash
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
+OPTIONAL_SUMMARY = ("memory_floats", "replay_accuracy", "task_il_last_accuracy", "task_il_average_accuracy",
+                    "train_steps")
 SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a record of an earlier command
 ORACLE_MARK = "[oracle]"  # after the label of a row whose runs refit a classifier on real data of old classes
 
@@ -36,33 +38,64 @@ def _finished_at(run: dict) -> str:
     return run.get("provenance", {}).get("finished_at", "")
 
 
+def base_label(run: dict) -> str:
+    """A row's name: the method, the images a rehearsal run keeps, and its budget when it departs from
+    the shared one, e.g. "replay (500 images)", "der (500 images) [4 epochs]"."""
+    label = run["method"]
+    if run.get("memory_images"):
+        label += f" ({run['memory_images']} images)"
+    override = (run.get("budget") or {}).get("override")
+    return f"{label} [{override}]" if override else label
+
+
 def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
     """Per scenario, per row label: mean and std (population, ddof=0) over seeds of every summary
-    field and of ``memory_floats`` (None when a record predates it), the seeds by source, the memory
-    budget and the oracle reason (None for a class-incremental result). Rows follow ``methods``,
-    then the others."""
+    field and of the optional ones (None when a record lacks them), the seeds by source, the memory
+    budget, the training budget and the oracle reason (None for a class-incremental result). Rows
+    follow ``methods`` (a rehearsal method's sizes in ascending order), then the others."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["scenario"], run["method"], group_id(run)), []).append(run)
+        groups.setdefault((run["scenario"], base_label(run), group_id(run)), []).append(run)
 
     order = {m: i for i, m in enumerate(methods)}
+
+    def rank_of(cell):
+        scenario, label = cell
+        run = next(rs[0] for (s, lb, _), rs in groups.items() if (s, lb) == cell)
+        return scenario, order.get(run["method"], len(order)), run["method"], run.get("memory_images") or 0, label
+
     summary: dict[str, dict] = {}
-    cells = sorted({(s, m) for s, m, _ in groups}, key=lambda c: (c[0], order.get(c[1], len(order)), c[1]))
-    for scenario, method in cells:
-        candidates = sorted(((g, rs) for (s, m, g), rs in groups.items() if (s, m) == (scenario, method)),
+    for scenario, label in sorted({(s, lb) for s, lb, _ in groups}, key=rank_of):
+        candidates = sorted(((g, rs) for (s, lb, g), rs in groups.items() if (s, lb) == (scenario, label)),
                             key=lambda c: max(_finished_at(r) for r in c[1]), reverse=True)
         candidates.sort(key=lambda c: all(r["source"] == "earlier" for r in c[1]))  # this command's first
         for rank, (gid, group) in enumerate(candidates):
-            entry = {"method": method, "group": gid, "seeds": sorted(r["seed"] for r in group),
+            first = group[0]
+            entry = {"method": first["method"], "label": label, "group": gid, "seeds": sorted(r["seed"] for r in group),
                      "sources": {src: sorted(r["seed"] for r in group if r["source"] == src) for src in SOURCES},
-                     "memory_budget": group[0].get("memory_budget", ""), "oracle": group[0].get("oracle")}
+                     "memory_budget": first.get("memory_budget", ""), "memory_images": first.get("memory_images"),
+                     "oracle": first.get("oracle"), "evaluated_on": first.get("evaluated_on", "test"),
+                     "budget": budget_text(first)}
             for name in SUMMARY_FIELDS:
                 entry[name] = _stat([r[name] for r in group])
-            for name in ("memory_floats", "replay_accuracy"):  # None when a record lacks the field
+            for name in OPTIONAL_SUMMARY:  # None when a record lacks the field
                 values = [r.get(name) for r in group]
                 entry[name] = None if None in values else _stat(values)
-            summary.setdefault(scenario, {})[method if rank == 0 else f"{method} @{gid}"] = entry
+            summary.setdefault(scenario, {})[label if rank == 0 else f"{label} @{gid}"] = entry
     return summary
+
+
+def budget_text(run: dict) -> str:
+    """What a run trained, e.g. "30 epochs × 5, batch 64, 2,400 steps" or "150 + 30 × 4 epochs, …"."""
+    epochs = run.get("epochs_per_experience")
+    if not epochs:
+        return "?"
+    head, rest = epochs[0], epochs[1:]
+    shown = (f"{head} epochs × {len(epochs)}" if all(e == head for e in rest)
+             else f"{head} + {rest[0]} × {len(rest)} epochs" if rest and all(e == rest[0] for e in rest)
+             else f"{', '.join(map(str, epochs))} epochs")
+    batch = (run.get("budget") or {}).get("batch_size")
+    return shown + (f", batch {batch}" if batch else "") + (f", {run['train_steps']:,} steps" if "train_steps" in run else "")
 
 
 def _pm(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
@@ -93,31 +126,44 @@ def _row_labels(summary: dict) -> list[str]:
     return labels
 
 
+def _scenario_title(scenario: str, rows: dict) -> str:
+    """A scenario's column name; results on a validation split say so."""
+    on = {e.get("evaluated_on", "test") for e in rows.values()}
+    return f"{scenario} (validation)" if on == {"validation"} else scenario
+
+
 def paper_table(summary: dict) -> list[str]:
-    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, and the
-    memory each method keeps, in floats."""
+    """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, the
+    Task-IL Last (the task's classes known at test time), and the memory each method keeps, in floats."""
     scenarios = list(summary)
-    lines = ["| Method | " + " | ".join(f"{s} Last | {s} Avg | {s} Memory (floats)" for s in scenarios) + " |",
-             "|---|" + "---|---|---|" * len(scenarios)]
+    titles = {s: _scenario_title(s, summary[s]) for s in scenarios}
+    lines = ["| Method | " + " | ".join(f"{titles[s]} Last | {titles[s]} Avg | {titles[s]} Task-IL Last | "
+                                        f"{titles[s]} Memory (floats)" for s in scenarios) + " |",
+             "|---|" + "---|---|---|---|" * len(scenarios)]
     for label in _row_labels(summary):
         entries = [summary[s].get(label) for s in scenarios]
         cells = []
         for entry in entries:
+            task_il = entry and entry.get("task_il_last_accuracy")
             cells += ([_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"]),
-                       _floats(entry["memory_floats"])] if entry else ["–", "–", "–"])
+                       _pm(task_il) if task_il else "–", _floats(entry["memory_floats"])]
+                      if entry else ["–", "–", "–", "–"])
         oracle = any(entry and entry["oracle"] for entry in entries)
         lines.append(f"| {f'{label} {ORACLE_MARK}' if oracle else label} | " + " | ".join(cells) + " |")
     return lines
 
 
 def details_table(summary: dict) -> list[str]:
-    lines = ["| Scenario | Method | Seeds | Forgetting | BWT | Wall time (s) | Memory | Memory (floats) | "
-             "Replay accuracy (judge) | Source (seeds) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Scenario | Method | Seeds | Evaluated on | Budget | Forgetting | BWT | Task-IL Avg | Wall time (s) | "
+             "Memory | Memory (floats) | Replay accuracy (judge) | Source (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s, rows in summary.items():
         for label, entry in rows.items():
-            lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | {_pm(entry['forgetting'])} | "
-                         f"{_pm(entry['bwt'])} | {_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
+            task_il = entry.get("task_il_average_accuracy")
+            lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | "
+                         f"{entry.get('evaluated_on', 'test')} | {entry.get('budget', '?')} | {_pm(entry['forgetting'])} | "
+                         f"{_pm(entry['bwt'])} | {_pm(task_il) if task_il else '–'} | "
+                         f"{_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
                          f"{_floats(entry['memory_floats'])} | "
                          f"{'–' if entry.get('replay_accuracy') is None else _pm(entry['replay_accuracy'])} | "
                          f"{_sources(entry)} |")
@@ -134,14 +180,14 @@ def _threads(run: dict) -> str:
 
 
 def runs_table(runs: list[dict], summary: dict) -> list[str]:
-    label_of = {(s, e["method"], e["group"]): label for s, rows in summary.items() for label, e in rows.items()}
+    label_of = {(s, e["label"], e["group"]): label for s, rows in summary.items() for label, e in rows.items()}
     lines = ["| Scenario | Method | Seed | Last | Avg | Memory (floats) | Class order | Seconds per experience | "
              "Threads | Commit | Source |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         seconds = " ".join(f"{t:.1f}" for t in run.get("experience_seconds", []))
         floats = run.get("memory_floats")
-        label = display_label(label_of[(run['scenario'], run['method'], group_id(run))], run)
+        label = display_label(label_of[(run['scenario'], base_label(run), group_id(run))], run)
         lines.append(f"| {run['scenario']} | {label} | "
                      f"{run['seed']} | {run['last_accuracy']:.3f} | {run['average_incremental_accuracy']:.3f} | "
                      f"{'?' if floats is None else f'{floats:,}'} | "
@@ -184,7 +230,7 @@ def accuracy_matrices(runs: list[dict]) -> list[str]:
         if run["source"] == "earlier":
             continue
         seconds = " ".join(f"{t:.0f}" for t in run.get("experience_seconds", []))
-        lines.append(f"  {run['scenario']} {run['method']} seed {run['seed']} ({run['source']}; "
+        lines.append(f"  {run['scenario']} {base_label(run)} seed {run['seed']} ({run['source']}; "
                      f"{run['wall_seconds']:.0f} s: {seconds} s per experience)")
         lines += ["    " + " ".join(f"{100 * a:3.0f}" for a in row) for row in run["accuracy_matrix"]]
     return lines
@@ -196,7 +242,9 @@ def console_summary(runs: list[dict], summary: dict, notes: list[str] = (), fail
                       *failures, *[f"- {note}" for note in notes]]) + "\n"
 
 
-CSV_FIELDS = ("scenario", "method", "seed", *SUMMARY_FIELDS, "memory_floats", "replay_accuracy", "memory_budget", "oracle", "device",
+CSV_FIELDS = ("scenario", "method", "memory_images", "seed", *SUMMARY_FIELDS, "task_il_last_accuracy",
+              "task_il_average_accuracy", "memory_floats", "replay_accuracy", "memory_budget", "oracle", "evaluated_on",
+              "epochs_per_experience", "train_steps", "device",
               "preset", "torch_threads", "class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix",
               "source", "git_commit", "code_version", "data_sha256", "finished_at", "command")
 
@@ -207,7 +255,7 @@ def csv_text(runs: list[dict]) -> str:
     writer.writeheader()
     for run in runs:
         row = {**run.get("provenance", {}), **run}
-        for name in ("class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix"):
+        for name in ("class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix", "epochs_per_experience"):
             row[name] = json.dumps(row.get(name))
         writer.writerow(row)
     return out.getvalue()
@@ -236,7 +284,7 @@ def write_results(out_dir: str, runs: list[dict], methods: list[str], header: li
     ``source`` (one of :data:`SOURCES`). ``failed``: the cells of a grid run that failed (scenario,
     method, seed, error, traceback), listed in results.json (``failed``), results.md and the
     summary; None (a sequential run) leaves them out."""
-    runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r["seed"]))
+    runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r.get("memory_images") or 0, r["seed"]))
     summary = summarise(runs, methods)
     notes = notes_of(runs)
     content = {"provenance": provenance, "runs": runs, "summary": summary}

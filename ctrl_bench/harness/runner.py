@@ -15,9 +15,10 @@ from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetti
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from .. import metrics
+from .. import distributed, metrics
 from .checkpoint import (CorruptCheckpoint, load_strategy_state, own_plugins, read_checkpoint, save_checkpoint,
                          set_rng_state, strategy_state)
+from .task_il import TASK_IL_KEY, TaskILAccuracy
 from .tb_logger import ExperienceTensorboardLogger
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
@@ -64,8 +65,8 @@ class EpochProgress(SupervisedPlugin):
 def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
     loggers = [ExperienceTensorboardLogger(tensorboard_dir)] if tensorboard_dir else []
     return EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True), forgetting_metrics(experience=True, stream=True),
-        bwt_metrics(experience=True, stream=True), loggers=loggers,
+        accuracy_metrics(experience=True, stream=True), TaskILAccuracy(),
+        forgetting_metrics(experience=True, stream=True), bwt_metrics(experience=True, stream=True), loggers=loggers,
     )
 
 
@@ -123,20 +124,23 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
     n = len(scenario.benchmark.train_stream)
     strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
     rows, seconds, counts = [], [], []
-    for candidate in (checkpoint_path, checkpoint_path + ".prev"):
-        if not os.path.lexists(candidate):
-            continue
+    main = not distributed.active() or distributed.is_main()
+    # In a distributed run, rank 0 chooses the checkpoint (setting damaged ones aside) and every rank loads it.
+    candidates = distributed.broadcast([c for c in (checkpoint_path, checkpoint_path + ".prev") if os.path.lexists(c)])
+    for candidate in candidates:
         try:
             saved = read_checkpoint(candidate, n)
             if saved["state"] is not None:
                 load_strategy_state(strategy, saved["state"], checkpointed, state_attributes)
-                rows, seconds, counts = saved["rows"], saved["experience_seconds"], saved["budget"]
+                rows, seconds, counts = saved["rows"], saved["experience_seconds"], saved["per_experience"]
                 set_rng_state(saved["rng"])
             break
         except CorruptCheckpoint as err:
-            moved = _aside(candidate)
-            print(f"warning: {candidate} cannot be resumed from: {err}; moved aside to {os.path.basename(moved)}",
-                  flush=True)
+            distributed.barrier()
+            if main:
+                moved = _aside(candidate)
+                print(f"warning: {candidate} cannot be resumed from: {err}; moved aside to {os.path.basename(moved)}",
+                      flush=True)
             strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
     loggers = getattr(strategy.evaluator, "loggers", [])
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
@@ -147,17 +151,23 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 if hasattr(logger, "start_experience"):
                     logger.start_experience(i)
             began = time.perf_counter()
+            strategy.train_epochs = ctx.first_epochs if (i == 0 and ctx.first_epochs) else ctx.epochs  # the budget
             strategy.train(train_stream[i], eval_streams=[])
+            trained = time.perf_counter() - began
             results = strategy.eval(test_stream)
             elapsed = time.perf_counter() - began
             for logger in loggers:
                 if hasattr(logger, "finish_experience"):
                     logger.finish_experience()
             row = [float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))]
-            count = {"epochs": counter.epochs, "steps": counter.steps}
+            count = {"epochs": counter.epochs, "steps": counter.steps, "train_seconds": trained,
+                     # future experiences' classes are unknown to the model: their task-aware score means nothing
+                     "task_il": [float(results[TASK_IL_KEY.format(j)]) if j <= i else 0.0 for j in range(len(test_stream))]}
             # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
-            save_checkpoint(checkpoint_path, rows + [row], seconds + [elapsed], counts + [count],
-                            strategy_state(strategy, checkpointed, state_attributes))
+            state = strategy_state(strategy, checkpointed, state_attributes)
+            if main:
+                save_checkpoint(checkpoint_path, rows + [row], seconds + [elapsed], counts + [count], state)
+            distributed.barrier()
             rows.append(row)
             seconds.append(elapsed)
             counts.append(count)
@@ -179,11 +189,43 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "bwt": metrics.backward_transfer(rows),
         "wall_seconds": sum(seconds),
         "experience_seconds": seconds,
+        "task_il_accuracy_matrix": [c["task_il"] for c in counts],
+        "task_il_last_accuracy": metrics.last_accuracy([c["task_il"] for c in counts], scenario.test_sizes),
+        "task_il_average_accuracy": metrics.average_incremental_accuracy([c["task_il"] for c in counts],
+                                                                         scenario.test_sizes),
         "epochs_per_experience": [c["epochs"] for c in counts],
         "train_steps": sum(c["steps"] for c in counts),
         "steps_per_experience": [c["steps"] for c in counts],
+        "train_seconds_per_experience": [c.get("train_seconds", 0.0) for c in counts],
+        **({"distributed": {"world_size": distributed.world_size(), "state_sha256_per_rank":
+                            distributed.all_equal(state_digest(strategy, checkpointed, state_attributes))}}
+           if distributed.active() else {}),
         "strategy": strategy,
     }
+
+
+def state_digest(strategy, plugins, attributes=()) -> str:
+    """SHA-256 of everything a checkpoint holds of the strategy (model, optimiser, memory, metrics):
+    the processes of a distributed run must end with the same one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+
+    def feed(node):
+        if isinstance(node, torch.Tensor):
+            digest.update(node.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(node, dict):
+            for key in sorted(node, key=str):
+                digest.update(str(key).encode())
+                feed(node[key])
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                feed(item)
+        else:
+            digest.update(repr(node).encode())
+
+    feed(strategy_state(strategy, plugins, attributes))
+    return digest.hexdigest()
 
 
 def method_context(scenario, settings: dict, device, evaluator):
@@ -192,11 +234,11 @@ def method_context(scenario, settings: dict, device, evaluator):
     from baselines import MethodContext
 
     common, own = settings["config"], dict(settings["method"])
-    epochs, batch_size = own.pop("epochs"), own.pop("batch_size")
+    epochs, first_epochs, batch_size = own.pop("epochs"), own.pop("first_epochs", None), own.pop("batch_size")
     return MethodContext(
         image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device, evaluator=evaluator,
         backbone=common["backbone"], size=common["size"], feature_dim=common["feature_dim"], epochs=epochs,
-        batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=common["lr"],
+        first_epochs=first_epochs, batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=common["lr"],
         mem_size=common["mem_size"], options={**own, "n_experiences": len(scenario.train_sizes)},
     )
 

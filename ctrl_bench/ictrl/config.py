@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 CONSTRAINT_MODES = ("penalty", "augmented_lagrangian")
+REPLAY_BUDGETS = ("per_step", "per_class")
 CLASSIFIER_PROTOCOLS = {
     "memory": "memory-only (nearest subspace built from the stored feature statistics)",
     "paper": "paper protocol (nearest subspace fitted on features of the real training images of every seen class)",
@@ -45,7 +46,10 @@ class ICTRLConfig:
     # ---- the game: encoder max / decoder min of ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j) ∓ C(Σ_old ΔR(Z_j, Ẑ_j))
     eps2: float = option(1.0, "ε² of every rate term, R(Z) = ½ logdet(I + d/(n·ε²) ZᵀZ) (a variance: ε², not ε)",
                          paper=1.0)
-    lr: float = option(1e-3, "Adam learning rate of both players", paper=1e-4)
+    lr: float = option(1e-3, "Adam learning rate of both players (the decoder's times decoder_lr_scale)", paper=1e-4)
+    decoder_lr_scale: float = option(1.0, "the decoder's learning rate over the encoder's: the memory holds only what g "
+                                          "can draw, and g must learn to draw within the first experience's steps",
+                                     paper=1.0, departure=True)
     betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both players (\"other betas collapse\")",
                                         paper=(0.5, 0.999))
     new_weight: float = option(1.0, "λ on Σ_new ΔR(Z_j, Ẑ_j) in every experience (λ = 1 on the first is plain CTRL)",
@@ -61,11 +65,19 @@ class ICTRLConfig:
                                     "fresh forward (the reference code); false: both players step on the gradients "
                                     "of one forward", paper=True)
     first_epochs: int | None = option(None, "epochs of the game on the first experience (none: as every experience)")
+    decoder_warmup: float = option(0.0, "the first part of the first experience (a fraction of its epochs) in which the "
+                                        "decoder learns to draw, minimising its pixel error alone, before it joins the "
+                                        "game (the memory holds only what g can draw)", paper=0.0, departure=True)
     # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
     n_directions: int = option(16, "r, principal directions stored per class", paper=12)
     n_prototypes: int = option(360, "prototypes drawn per class when the whole memory is sampled")
-    replay_per_class: int | None = option(64, "memory codes (anchors) per old class in each step (none: as many as a "
-                                              "new class has in the batch)", paper=None)
+    replay_budget: str = option("per_class", "per_step: as many memory codes (anchors) in each step as the batch has "
+                                             "new images, spread evenly over the old classes (a step costs the same "
+                                             "whatever the number of old classes); per_class: replay_per_class codes "
+                                             "per old class")
+    replay_per_class: int | None = option(64, "with replay_budget=per_class: memory codes per old class in each step "
+                                              "(none: as many as a new class has in the batch)", paper=None)
+    replay_ratio: float = option(1.0, "with replay_budget=per_step: memory codes in each step per new image of the batch")
     review: bool = option(False, "refresh old classes' statistics through f∘g after each experience")
     # ---- retention: departures from the paper, each one named (README, ablation)
     encoder_discriminates: bool = option(
@@ -95,14 +107,20 @@ class ICTRLConfig:
     images_per_class: int = option(8, "replayed images per class in the TensorBoard grids")
 
     def __post_init__(self):
-        for name in ("lr", "eps2"):
+        for name in ("lr", "eps2", "decoder_lr_scale"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
+        if not (math.isfinite(self.replay_ratio) and self.replay_ratio > 0):
+            raise ValueError(f"replay_ratio must be > 0 and finite, got {self.replay_ratio}")
+        if not (math.isfinite(self.decoder_warmup) and 0 <= self.decoder_warmup <= 1):
+            raise ValueError(f"decoder_warmup must be a fraction of the first experience in [0, 1], got {self.decoder_warmup}")
         for name in ("new_weight", "gamma", "rho", "anchor_weight", "pixel_weight", "distill_weight",
                      "classifier_noise"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
+        if self.replay_budget not in REPLAY_BUDGETS:
+            raise ValueError(f"unknown replay_budget {self.replay_budget!r}; choose one of {', '.join(REPLAY_BUDGETS)}")
         if self.constraint not in CONSTRAINT_MODES:
             raise ValueError(f"unknown constraint mode {self.constraint!r}; choose one of {', '.join(CONSTRAINT_MODES)}")
         if self.classifier not in CLASSIFIER_PROTOCOLS:

@@ -74,8 +74,10 @@ class AnchorReplayPlugin(SupervisedPlugin):
     """What the old classes contribute to each step. At the start of an experience with old classes,
     ``anchors_per_class`` images per old class are decoded from memory prototypes and held fixed (the
     reference code's anchors), with their features under the encoder as it starts: (X_M, Z_M, y_M,
-    f_prev(X_M)). Each step then draws :meth:`draw`: as many codes per old class as a new class has in
-    the batch (or ``replay_per_class``), from the anchors when there are any, else fresh prototypes."""
+    f_prev(X_M)). Each step then draws :meth:`draw`, from the anchors when there are any, else fresh
+    prototypes: with ``replay_budget="per_step"`` ``replay_ratio`` codes per new image of the batch,
+    ⌈ratio · B / K_old⌉ of each old class (so a step's cost does not grow with the old classes); with
+    ``"per_class"`` ``replay_per_class`` of each (or as many as a new class has in the batch)."""
 
     def __init__(self, config: ICTRLConfig):
         super().__init__()
@@ -103,7 +105,10 @@ class AnchorReplayPlugin(SupervisedPlugin):
         """The replay of one step whose new batch has labels ``y``; None without old classes."""
         if not (len(strategy.memory) and strategy.masks.old.any()):
             return None
-        per_class = self.config.replay_per_class or math.ceil(len(y) / int(strategy.masks.new.sum()))
+        if self.config.replay_budget == "per_step":
+            per_class = math.ceil(self.config.replay_ratio * len(y) / int(strategy.masks.old.sum()))
+        else:
+            per_class = self.config.replay_per_class or math.ceil(len(y) / int(strategy.masks.new.sum()))
         if self.anchors is not None:
             X_M, Z_M, y_M, T_M = self.anchors
             pick = per_class_choice(y_M, per_class, y.device)
@@ -130,17 +135,29 @@ class DistillationPlugin(SupervisedPlugin):
             freeze_everything(self.previous_encoder)
 
 
+def rng_neutral(device):
+    """A block that draws random numbers without moving the run's RNG (what it shows or scores must
+    not change what it trains next)."""
+    device = torch.device(device)
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 class ExperienceSummaryPlugin(SupervisedPlugin):
     """What TensorBoard shows after every experience: the memory's size, images decoded from every
     class's memory (``replay/class_<c>``, ``replay/all_classes``), real images of the experience above
-    their reconstructions (``reconstruction/current_classes``) and |Z Zᵀ| of replayed features."""
+    their reconstructions (``reconstruction/current_classes``) and |Z Zᵀ| of replayed features. It
+    draws from the memory without moving the run's RNG."""
 
     def __init__(self, images_per_class: int):
         super().__init__()
         self.images_per_class = images_per_class
 
-    @torch.no_grad()
     def after_training_exp(self, strategy, **kwargs):
+        with rng_neutral(strategy.device):
+            self._publish(strategy)
+
+    @torch.no_grad()
+    def _publish(self, strategy):
         x, memory = strategy.clock.train_exp_counter, strategy.memory
         strategy.publish("memory/floats", memory.size_in_floats(), x)
         strategy.publish("memory/classes", len(memory), x)

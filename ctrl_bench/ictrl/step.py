@@ -32,12 +32,27 @@ def cosine_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
     """How far f has moved fixed images: mean_i (1 − ⟨z_i, b_i⟩), with z_i their features now and
     b_i = f_prev(x_i) under the encoder that started the experience (unit vectors). Used for the
     anchors (decoded old-class images) and, with ``distill_weight``, for the new batch."""
-    return (1 - (full_precision(Z) * full_precision(Z_before)).sum(1)).mean()
+    return per_sample_drift(Z, Z_before).mean()
+
+
+def per_sample_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
+    """1 − ⟨z_i, b_i⟩ for every row i (see :func:`cosine_drift`)."""
+    return 1 - (full_precision(Z) * full_precision(Z_before)).sum(1)
 
 
 def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
     """Mean squared pixel error ‖g(z) − x‖² / (C·H·W), averaged over the batch (images in [−1, 1])."""
-    return (full_precision(X_hat) - full_precision(X)).pow(2).mean()
+    return per_sample_pixel_error(X_hat, X).mean()
+
+
+def per_sample_pixel_error(X_hat: Tensor, X: Tensor) -> Tensor:
+    """‖g(z_i) − x_i‖² / (C·H·W) for every image i (see :func:`pixel_reconstruction_error`)."""
+    return (full_precision(X_hat) - full_precision(X)).pow(2).flatten(1).mean(1)
+
+
+def no_gather(t: Tensor) -> Tensor:
+    """One process holds the whole batch: nothing to gather."""
+    return t
 
 
 @dataclass
@@ -76,32 +91,43 @@ class StepResult:
 
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
               masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0,
-              previous_encoder: nn.Module | None = None, decoder_grad: bool = True, autocast=nullcontext) -> StepResult:
+              previous_encoder: nn.Module | None = None, decoder_grad: bool = True, autocast=nullcontext,
+              gather=no_gather, decoder_plays: bool = True) -> StepResult:
     """The losses of one step (see the module docstring). ``multiplier`` is μ (γ for the fixed
     penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed penalty). ``decoder_grad=False``
     decodes without gradient (the encoder's own move with alternating updates) and leaves out the pixel
     term. ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
-    computed in float32 or float64 whatever it is."""
+    computed in float32 or float64 whatever it is. ``decoder_plays=False`` (the decoder's warm-up)
+    leaves the decoder its pixel error alone.
+
+    ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
+    (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
+    the global batch, so that N processes, each with a shard of the batch and of the replay, compute
+    the loss one process computes on all of it (the identity here: one process)."""
     with torch.no_grad(), autocast():
         codes = full_precision(encoder(X))
-    labels = y
-    if replay is not None:
-        codes, labels = torch.cat([codes, replay.codes]), torch.cat([y, replay.labels])
+    old_codes = None if replay is None else replay.codes
+    decode = codes if replay is None else torch.cat([codes, old_codes])
     anchor_images = None if replay is None else replay.images
-    n, n_codes = len(X), len(codes)
+    n, n_codes = len(X), len(decode)
     hold_anchors = anchor_images is not None and bool(config.anchor_weight)
     with autocast():
         with torch.set_grad_enabled(decoder_grad):
-            X_hat = decoder(codes)
+            X_hat = decoder(decode)
         inputs = [X, X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
         features = encoder(torch.cat(inputs))
     Z_new, Z_hat, Z_anchor = features[:n], features[n:n + n_codes], features[n + n_codes:]
-    Z = torch.cat([Z_new, codes[n:]])  # memory prototypes are constants
-    terms = game_terms(Z, Z_hat, labels, masks.num_classes, config.eps2)
+    # the global batch: new rows, then replayed rows (memory prototypes are constants)
+    Z_all, labels = gather(Z_new), gather(y)
+    Z_hat_all = gather(Z_hat[:n])
+    if replay is not None:
+        Z_all, labels = torch.cat([Z_all, gather(old_codes)]), torch.cat([labels, gather(replay.labels)])
+        Z_hat_all = torch.cat([Z_hat_all, gather(Z_hat[n:])])
+    terms = game_terms(Z_all, Z_hat_all, labels, masks.num_classes, config.eps2)
     shared = shared_objective(terms, masks.new, config.new_weight)
     violation = terms.pairwise_sum(masks.old)
     penalty = constraint_penalty(violation, multiplier, rho)
-    encoder_loss, decoder_loss = penalty - shared, shared + penalty
+    encoder_loss, decoder_loss = penalty - shared, (shared + penalty) if decoder_plays else shared.new_zeros(())
     pairwise_new = terms.pairwise_sum(masks.new)
     if not config.encoder_discriminates:
         # Maximising Σ_new ΔR(Z_j, Ẑ_j) turns f into a real-vs-decoded discriminator: features of
@@ -112,13 +138,17 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     if previous_encoder is not None:
         with torch.no_grad(), autocast():
             Z_new_before = full_precision(previous_encoder(X))
-        logged["distill_drift"] = cosine_drift(Z_new, Z_new_before)
+        logged["distill_drift"] = gather(per_sample_drift(Z_new, Z_new_before)).mean()
         encoder_loss = encoder_loss + config.distill_weight * logged["distill_drift"]
     if hold_anchors:
-        logged["anchor_drift"] = cosine_drift(Z_anchor, replay.targets)
+        logged["anchor_drift"] = gather(per_sample_drift(Z_anchor, replay.targets)).mean()
         encoder_loss = encoder_loss + config.anchor_weight * logged["anchor_drift"]
     if config.pixel_weight and decoder_grad:
-        targets = X if anchor_images is None else torch.cat([X, anchor_images])
-        logged["pixel_error"] = pixel_reconstruction_error(X_hat, targets)
+        errors = per_sample_pixel_error(X_hat[:n], X)
+        if anchor_images is not None:
+            errors = torch.cat([gather(errors), gather(per_sample_pixel_error(X_hat[n:], anchor_images))])
+        else:
+            errors = gather(errors)
+        logged["pixel_error"] = errors.mean()
         decoder_loss = decoder_loss + config.pixel_weight * logged["pixel_error"]
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})

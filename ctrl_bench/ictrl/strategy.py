@@ -20,10 +20,11 @@ from avalanche.training.plugins.evaluation import default_evaluator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from .. import distributed
 from ..rate import rate_reduction
 from .config import EVAL_MB_SIZE, FIELDS, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
 from .plugins import AnchorReplayPlugin, DistillationPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
-from .step import ClassMasks, StepResult, game_step
+from .step import ClassMasks, Replay, StepResult, game_step
 from .update import TwoPlayerTemplate
 
 
@@ -57,13 +58,15 @@ class ICTRL(TwoPlayerTemplate):
             train_mb_size=train_mb_size, train_epochs=train_epochs, eval_mb_size=eval_mb_size, device=device,
             plugins=own + list(plugins or []), evaluator=evaluator, eval_every=eval_every,
         )
-        self.decoder_optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr, betas=config.betas)
+        self.decoder_optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr * config.decoder_lr_scale,
+                                                  betas=config.betas)
         self.multiplier = config.gamma  # μ of the constraint; grows with the augmented Lagrangian
         self.rho = config.rho if config.constraint == "augmented_lagrangian" else 0.0
         self.epochs = train_epochs
         self.mixed_precision = (torch.device(device).type == "cuda") if config.mixed_precision is None \
             else config.mixed_precision
         self.num_classes = num_classes or 0
+        self.shuffle_seed = torch.initial_seed()  # the run's seed: a distributed run's shards follow it
         self.masks: ClassMasks | None = None
         self.last_epoch_terms: dict[str, float] = {}
         self._epoch_sums: dict[str, Tensor] = defaultdict(float)
@@ -117,6 +120,30 @@ class ICTRL(TwoPlayerTemplate):
         """Two players, two Adam optimisers built in ``__init__``; kept (state included) across
         experiences as in the reference code, so Avalanche's reset of one shared optimiser is skipped."""
 
+    def make_train_dataloader(self, **kwargs):
+        """Avalanche's loader; in a distributed run, this process's shard of every batch instead: a
+        ``DistributedSampler`` (the run's seed) and batches of ``train_mb_size / N``, so that the N
+        shards of a step make one global batch."""
+        if not distributed.active():
+            return super().make_train_dataloader(**kwargs)
+        from torch.distributed import get_rank, get_world_size
+        from torch.utils.data import DistributedSampler
+
+        world = get_world_size()
+        if self.train_mb_size % world:
+            raise ValueError(f"the batch of {self.train_mb_size} does not split over {world} processes")
+        dataset = self.adapted_dataset
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=get_rank(), shuffle=True,
+                                     seed=self.shuffle_seed)
+        self.dataloader = DataLoader(dataset, batch_size=self.train_mb_size // world, sampler=sampler,
+                                     collate_fn=getattr(dataset, "collate_fn", None))
+
+    def _before_training_epoch(self, **kwargs):
+        sampler = getattr(self.dataloader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self._epoch_index)  # another shuffle every epoch, the same on every process
+        super()._before_training_epoch(**kwargs)
+
     def _before_training_exp(self, **kwargs):
         classes = [int(c) for c in self.experience.classes_in_this_experience]
         benchmark_classes = getattr(getattr(self.experience, "benchmark", None), "n_classes", 0) or 0
@@ -159,10 +186,19 @@ class ICTRL(TwoPlayerTemplate):
         self.decoder_optimizer.step()
 
     def _play(self, decoder_grad: bool = True) -> StepResult:
-        replay = self.replay_plugin.draw(self, self.mb_y)
+        replay = self.replay_plugin.draw(self, distributed.gather(self.mb_y))  # drawn for the global batch …
+        if replay is not None and distributed.active():  # … and this process takes its share
+            replay = Replay(*(None if t is None else distributed.shard(t)
+                              for t in (replay.codes, replay.labels, replay.images, replay.targets)))
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
                          self.multiplier, rho=self.rho, previous_encoder=self.previous_encoder,
-                         decoder_grad=decoder_grad, autocast=self._autocast)
+                         decoder_grad=decoder_grad, autocast=self._autocast, gather=distributed.gather,
+                         decoder_plays=not self._decoder_warming_up())
+
+    def _decoder_warming_up(self) -> bool:
+        """In the first ``decoder_warmup`` of the first experience's epochs the decoder only learns to draw."""
+        first = not len(self.memory)
+        return first and self.clock.train_exp_epochs < self.config.decoder_warmup * self.train_epochs
 
     def _record(self, result: StepResult) -> None:
         """The step's output for Avalanche's metrics, and its terms into the epoch's means."""
@@ -182,13 +218,16 @@ class ICTRL(TwoPlayerTemplate):
             grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
             for p, grad in zip(params, grads):
                 p.grad = grad
+            distributed.average_gradients(params)
 
     def _rate_only_encoder_step(self) -> None:
         """An extra encoder step that maximises ΔR(f(X) | y) alone."""
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             Z = self.encoder(self.mb_x)
-        (-rate_reduction(Z, self.mb_y, self.config.eps2, self.num_classes)).backward()
+        (-rate_reduction(distributed.gather(Z), distributed.gather(self.mb_y), self.config.eps2,
+                         self.num_classes)).backward()
+        distributed.average_gradients(self.encoder.parameters())
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -225,13 +264,20 @@ class ICTRL(TwoPlayerTemplate):
     # ------------------------------------------------------------------ features and the memory
     @torch.no_grad()
     def features(self, dataset) -> tuple[Tensor, Tensor]:
-        """f(X) and labels of a whole dataset, in eval mode."""
+        """f(X) and labels of a whole dataset, in eval mode (in a distributed run each process encodes
+        a share and all get every row, in the dataset's order of shares)."""
+        from torch.utils.data import Subset
+
+        if distributed.active():
+            from torch.distributed import get_rank, get_world_size
+            dataset = Subset(dataset, range(get_rank(), len(dataset), get_world_size()))
         Zs, ys = [], []
         with self.evaluating():
             for batch in DataLoader(dataset, batch_size=self.eval_mb_size, shuffle=False):
                 Zs.append(self.encoder(batch[0].to(self.device)).float())
                 ys.append(batch[1].to(self.device))
-        return torch.cat(Zs), torch.cat(ys)
+        Z, y = torch.cat(Zs), torch.cat(ys)
+        return distributed.gather_rows(Z), distributed.gather_rows(y)
 
     @torch.no_grad()
     def decode_memory(self, per_class: int) -> tuple[Tensor, Tensor]:

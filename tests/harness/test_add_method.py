@@ -45,8 +45,9 @@ def test_a_new_method_file_with_its_own_preset_runs_with_nothing_else_edited(tin
         return json.loads((out / "records" / "tiny-2" / "smoothed" / "seed0.json").read_text())
 
     record = run()
-    assert record["settings"]["method"] == {"epochs": 2, "batch_size": 8, "smoothing": 0.1}
+    assert record["settings"]["method"] == {"epochs": 2, "first_epochs": None, "batch_size": 8, "smoothing": 0.1}
+    assert record["budget"]["override"] == "2 epochs" and record["epochs_per_experience"] == [2, 2]
     assert record["last_accuracy"] > 0.25  # it learns: the new classes alone give 0.5
     assert record["provenance"]["code_version"]
     record = run("--option", "smoothed.smoothing=0.2", "--option", "smoothed.epochs=1")
-    assert record["settings"]["method"] == {"epochs": 1, "batch_size": 8, "smoothing": 0.2}
+    assert record["settings"]["method"] == {"epochs": 1, "first_epochs": None, "batch_size": 8, "smoothing": 0.2}

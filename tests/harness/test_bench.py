@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ctrl_bench.harness import cli
-from helpers import copy_of_the_code
+from helpers import cells_said, copy_of_the_code, record_file
 from ctrl_bench.harness import provenance, runner
 
 
@@ -21,12 +21,12 @@ def bench(out, data, *extra):
 
 
 def record(out, method="naive", seed=0):
-    return json.loads((out / "records" / "tiny-2" / method / f"seed{seed}.json").read_text())
+    return json.loads(record_file(out, method, seed).read_text())
 
 
 def console(capsys) -> dict[str, str]:
     """What the console said about each run, e.g. {"naive seed 0": "reused (record still valid)"}."""
-    return dict(re.findall(r"^tiny-2 (\w+ seed \d+): (.*)$", capsys.readouterr().out, re.M))
+    return cells_said(capsys.readouterr().out)
 
 
 def md_rows(out, section):
@@ -118,22 +118,22 @@ def test_a_code_edit_reruns_the_methods_it_changes_and_prose_reruns_nothing(tiny
 def test_results_never_lose_rows(tiny_npz, tmp_path, capsys):
     out = tmp_path / "runs"
     assert bench(out, tiny_npz, "--methods", "naive", "replay", "--seeds", "0", "1") == 0
-    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay"]
+    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay (40 images)"]
     assert len(md_rows(out, "Runs")) == 4
 
     assert bench(out, tiny_npz, "--methods", "naive") == 0  # one cell asked, all four kept
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert sorted((r["method"], r["seed"], r["source"]) for r in runs) == [
         ("naive", 0, "reused"), ("naive", 1, "earlier"), ("replay", 0, "earlier"), ("replay", 1, "earlier")]
-    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay"]
+    assert [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")] == ["| naive", "| replay (40 images)"]
     assert len(md_rows(out, "Runs")) == 4
-    assert "| tiny-2 | replay | 2 |" in md_rows(out, "Details")[1] and "earlier 0 1" in md_rows(out, "Details")[1]
+    assert "| tiny-2 | replay (40 images) | 2 |" in md_rows(out, "Details")[1] and "earlier 0 1" in md_rows(out, "Details")[1]
     assert (out / "results.csv").read_text().count("\n") == 5
 
     # naive seed 0 under other settings: it no longer pools with seed 1, and both stay
     assert bench(out, tiny_npz, "--methods", "naive", "--epochs", "2") == 0
     labels = [r.split(" | ")[0] for r in md_rows(out, "Last and Avg")]
-    assert labels[0] == "| naive" and re.fullmatch(r"\| naive @[0-9a-f]{6}", labels[1]) and labels[2] == "| replay"
+    assert labels[0] == "| naive" and re.fullmatch(r"\| naive @[0-9a-f]{6}", labels[1]) and labels[2] == "| replay (40 images)"
     details = md_rows(out, "Details")
     assert "| naive | 1 |" in details[0] and "ran 0" in details[0] and "earlier 1" in details[1]
     assert len(md_rows(out, "Runs")) == 4
@@ -207,7 +207,7 @@ def test_memory_in_floats_oracles_marked_and_both_figures_written(tiny_npz, tmp_
     assert {(r["method"], r["memory_floats"], r["oracle"] is None) for r in runs} == {
         ("replay", 40 * 28 * 28, True), ("ncm", 4 * 128, False)}  # images × C·H·W; K class means of d = 128
     rows = md_rows(out, "Last and Avg")
-    assert rows[0].startswith("| replay |") and rows[0].endswith("| 31,360 |")
+    assert rows[0].startswith("| replay (40 images) |") and rows[0].endswith("| 31,360 |")
     assert rows[1].startswith("| ncm [oracle] |") and rows[1].endswith("| 512 |")
     assert all(row.startswith("| tiny-2 | ncm [oracle] |") for row in md_rows(out, "Runs") if "| ncm" in row)
     assert "- [oracle] ncm: an oracle, not a class-incremental result: NCM means refitted" in (out / "results.md").read_text()

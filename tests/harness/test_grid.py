@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ctrl_bench.harness import cli
-from helpers import make_images
+from helpers import cells_said, make_images, record_file
 
 TESTS = Path(__file__).resolve().parent
 CELLS = [("naive", 0), ("naive", 1), ("replay", 0), ("replay", 1)]
@@ -38,7 +38,7 @@ def numbers(out) -> dict:
 
 
 def console(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^tiny-2 (\w+ seed \d+): (.*)$", text, re.M))
+    return cells_said(text)
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +84,14 @@ def test_workers_give_the_numbers_and_records_of_a_sequential_run(data, sequenti
     assert bench(out, data, "--workers", "2", "--cpus-per-cell", "1") == 0
     printed = capsys.readouterr().out
     assert numbers(out) == sequential  # exact floats
-    assert sorted(re.findall(r"^done: tiny-2 (\w+ seed \d)", printed, re.M)) == sorted(f"{m} seed {s}" for m, s in CELLS)
+    done = re.findall(r"^done: tiny-2 (\w+)(?: \(\d+ images\))? (seed \d)", printed, re.M)
+    assert sorted(f"{m} {s}" for m, s in done) == sorted(f"{m} seed {s}" for m, s in CELLS)
     for method, seed in CELLS:
-        record = json.loads((out / "records" / "tiny-2" / method / f"seed{seed}.json").read_text())
+        record = json.loads(record_file(out, method, seed).read_text())
         assert record["settings"]["threads"] == 1 and record["provenance"]["torch_threads"] == 1
         assert "--workers 2" in record["provenance"]["command"]
-        assert any((out / "tensorboard" / "tiny-2" / method / f"seed{seed}").glob("events.out.tfevents.*.exp001"))
+        tb_dir = out / "tensorboard" / record_file(out, method, seed).relative_to(out / "records").with_suffix("")
+        assert any(tb_dir.glob("events.out.tfevents.*.exp001"))
     assert json.loads((out / "results.json").read_text())["failed"] == []
     assert (out / "figures" / "tiny-2-accuracy.png").exists() and not (out / "checkpoints").exists()
     if started_here:
@@ -102,20 +104,20 @@ def test_workers_give_the_numbers_and_records_of_a_sequential_run(data, sequenti
 def test_a_failed_cell_is_reported_the_others_finish_and_a_rerun_completes_it(data, sequential, faults, tmp_path,
                                                                                capsys):
     out = tmp_path / "grid"
-    faults.write_text(json.dumps({"replay/seed1": "raise", "naive/seed1": "kill"}))  # after their first experience
+    faults.write_text(json.dumps({"replay/mem40/seed1": "raise", "naive/seed1": "kill"}))  # after their first experience
     assert bench(out, data, "--workers", "2") == 1
     captured = capsys.readouterr()
     assert "error: 2 of 4 runs failed" in captured.err
     results = json.loads((out / "results.json").read_text())
     assert sorted((r["method"], r["seed"]) for r in results["runs"]) == [("naive", 0), ("replay", 0)]
     errors = {(f["method"], f["seed"]): f["error"] for f in results["failed"]}
-    assert errors[("replay", 1)] == "RuntimeError: injected failure in replay/seed1"
+    assert errors[("replay", 1)] == "RuntimeError: injected failure in replay/mem40/seed1"
     assert errors[("naive", 1)].startswith("WorkerCrashedError: The worker died")
     assert "injected failure" in results["failed"][[f["method"] for f in results["failed"]].index("replay")]["traceback"]
-    assert "failed: tiny-2 replay seed 1: RuntimeError: injected failure in replay/seed1" in captured.out
+    assert "failed: tiny-2 replay (40 images) seed 1: RuntimeError: injected failure in replay/mem40/seed1" in captured.out
     assert "Failed runs (2;" in captured.out  # the summary
     md = (out / "results.md").read_text().split("## Failed runs")[1]
-    assert "| tiny-2 | replay | 1 | RuntimeError: injected failure in replay/seed1 |" in md
+    assert "| tiny-2 | replay | 1 | RuntimeError: injected failure in replay/mem40/seed1 |" in md
     assert "| tiny-2 | naive | 1 | WorkerCrashedError" in md
     assert len(list((out / "checkpoints").rglob("*.pt"))) == 2  # each failed after its first experience
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ctrl_bench.harness import cli
+from helpers import record_file
 from baselines import MethodContext, get_method, memory_floats, method_names
 from ctrl_bench import metrics
 from ctrl_bench.harness.runner import make_evaluator, run_method
@@ -67,7 +68,7 @@ def test_end_to_end_two_methods_two_seeds_and_rerun_reuses_results(tiny_npz, tmp
     out = tmp_path / "runs"
     assert bench(out, tiny_npz, "--methods", "naive", "replay", "--seeds", "0", "1") == 0
     printed = capsys.readouterr().out
-    assert "| naive |" in printed and "| replay |" in printed
+    assert "| naive |" in printed and "| replay (40 images) |" in printed
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == 4
     for run in results["runs"]:
@@ -75,14 +76,15 @@ def test_end_to_end_two_methods_two_seeds_and_rerun_reuses_results(tiny_npz, tmp
                 "forgetting", "bwt", "wall_seconds", "memory_budget", "device"} <= set(run)
         assert np.array(run["accuracy_matrix"]).shape == (2, 2)
     summary = results["summary"]["tiny-2"]
-    assert set(summary) == {"naive", "replay"} and summary["replay"]["seeds"] == [0, 1]
-    assert summary["replay"]["last_accuracy"]["mean"] > summary["naive"]["last_accuracy"]["mean"]
+    assert set(summary) == {"naive", "replay (40 images)"} and summary["replay (40 images)"]["seeds"] == [0, 1]
+    assert summary["replay (40 images)"]["last_accuracy"]["mean"] > summary["naive"]["last_accuracy"]["mean"]
     assert (out / "results.csv").read_text().count("\n") == 5
     assert "tiny-2 Last" in (out / "results.md").read_text() and "tiny-2 Memory (floats)" in (out / "results.md").read_text()
     assert all(run["memory_floats"] == {"naive": 0, "replay": 40 * 28 * 28}[run["method"]] for run in results["runs"])
     for method in ("naive", "replay"):
         for seed in (0, 1):
-            assert any(f.startswith("events") for f in os.listdir(out / "tensorboard" / "tiny-2" / method / f"seed{seed}"))
+            tb_dir = out / "tensorboard" / record_file(out, method, seed).relative_to(out / "records").with_suffix("")
+            assert any(f.startswith("events") for f in os.listdir(tb_dir))
     records = sorted((out / "records").rglob("*.json"))
     stamps = [r.stat().st_mtime_ns for r in records]
     assert bench(out, tiny_npz, "--methods", "naive", "replay", "--seeds", "0", "1") == 0
@@ -116,7 +118,10 @@ class KillInExperience:
         raise AttributeError(name)
 
 
-@pytest.mark.parametrize("method", method_names())
+QUICK = {"naive", "ctrl", "der", "fetril"}  # the rest run in the full suite (-m slow)
+
+
+@pytest.mark.parametrize("method", [m if m in QUICK else pytest.param(m, marks=pytest.mark.slow) for m in method_names()])
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, method):
     """Every method, killed in its second experience and resumed from the checkpoint of its first,
     ends with an uninterrupted run's numbers, bit for bit (a method whose state a checkpoint cannot
@@ -149,9 +154,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     (["--methods", "ctrl", "sgd"], "unknown method 'sgd'"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of paper, quick"),
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--scenario", "split_mnist", "--n-experiences", "3"], "supports 5, 10 experiences"),
     (["--methods", "ctrl", "--backbone", "mlp"], "ctrl needs an autoencoder backbone"),
-    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.freeze, ncm.oracle"),
+    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.first_epochs, ncm.freeze, ncm.oracle"),
     (["--methods", "naive", "--option", "ncm.oracle=true"], "--option 'ncm.oracle=true': ncm is not among --methods"),
     (["--methods", "ncm", "--option", "oracle"], "expected METHOD.NAME=VALUE"),
 ])

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ctrl_bench.harness import cli
-from helpers import make_images, write_npz
+from helpers import cells_said, make_images, record_file, write_npz
 
 
 def bench(out, data, *extra):
@@ -152,18 +152,18 @@ def test_copies_links_and_malformed_records_are_named_and_left_out(tiny_npz, tmp
     folder = out / "records" / "tiny-2" / "naive"
     shutil.copy(folder / "seed0.json", folder / "seed0 (copy).json")
     (out / "records" / "tiny-2" / "loop").symlink_to("..")
-    broken = json.loads((out / "records" / "tiny-2" / "replay" / "seed0.json").read_text())
+    broken = json.loads(record_file(out, "replay").read_text())
     broken["last_accuracy"] = "oops"
-    (out / "records" / "tiny-2" / "replay" / "seed0.json").write_text(json.dumps(broken))
+    record_file(out, "replay").write_text(json.dumps(broken))
     capsys.readouterr()
     assert bench(out, tiny_npz, "--methods", "naive", "replay") == 0
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err
     assert "seed0 (copy).json holds tiny-2 naive seed 0, whose record is" in printed.out
     assert "loop is a symbolic link; records are never read through links" in printed.out
-    assert "tiny-2 replay seed 0: running (its record is malformed (last_accuracy must be a number" in printed.out
+    assert "tiny-2 replay (40 images) seed 0: running (its record is malformed (last_accuracy must be a number" in printed.out
     summary = json.loads((out / "results.json").read_text())["summary"]["tiny-2"]
-    assert summary["naive"]["seeds"] == [0] and summary["replay"]["seeds"] == [0]
+    assert summary["naive"]["seeds"] == [0] and summary["replay (40 images)"]["seeds"] == [0]
 
 
 def test_leftovers_of_interrupted_writes_and_finished_runs_are_cleaned(tiny_npz, tmp_path, monkeypatch):

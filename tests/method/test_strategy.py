@@ -236,3 +236,25 @@ def test_every_step_fires_the_two_players_hooks_in_order(tiny_npz):
         assert recorder.events[first:first + 6] == [
             "before_training_iteration", "before_encoder_update", "after_encoder_update", "before_decoder_update",
             "after_decoder_update", "after_training_iteration"]
+
+
+@pytest.mark.parametrize("old_classes", [2, 8, 38])
+def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_classes(old_classes):
+    """replay_budget=per_step: B codes per step (⌈B / K_old⌉ of each old class), not 64 per old class."""
+    from types import SimpleNamespace
+
+    from ctrl_bench.ictrl import ICTRLConfig
+    from ctrl_bench.ictrl.plugins import AnchorReplayPlugin
+    from ctrl_bench.memory import FeatureMemory
+
+    memory = FeatureMemory(n_directions=4, n_prototypes=10)
+    K = old_classes + 2
+    memory.store(torch.nn.functional.normalize(torch.randn(20 * K, 16), dim=1), torch.arange(K).repeat_interleave(20))
+    new, old = torch.zeros(K, dtype=torch.bool), torch.zeros(K, dtype=torch.bool)
+    new[-2:], old[:-2] = True, True
+    strategy = SimpleNamespace(memory=memory, masks=SimpleNamespace(new=new, old=old))
+    batch = torch.tensor([K - 2, K - 1] * 64)  # 128 new images
+    for budget, expected in (("per_step", 128), ("per_class", 64 * old_classes)):
+        replay = AnchorReplayPlugin(ICTRLConfig(replay_budget=budget, anchors_per_class=0)).draw(strategy, batch)
+        assert expected <= len(replay.codes) < expected + old_classes
+        assert set(replay.labels.tolist()) == set(range(old_classes))
