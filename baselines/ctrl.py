@@ -14,19 +14,22 @@ OPTIONS = {**{name: option_help(name) for name in FIELDS if name != "betas"},
            "init": "initialisation of the conv pair: default (PyTorch's) or dcgan (the reference code's N(0, 0.02)); "
                    "CRATE always uses PyTorch's (default: default; paper preset with --backbone conv: dcgan)"}
 
-# Where ctrl's settings depart from ICTRL's defaults, by preset and scenario family (the training
-# budget, epochs per experience, is every method's: harness/presets.py).
-QUICK = {"batch_size": 256}
+# Where ctrl's settings depart from ICTRL's defaults, by preset and scenario family. The training
+# budget (epochs per experience, the first one's included) is every method's: harness/presets.py; so
+# ICTRL's own lengthening of a short first experience (min_first_steps) is off here, and the presets
+# give every method a first experience long enough for ctrl's decoder to learn to draw.
+COMMON = {"min_first_steps": 0}
+QUICK = {**COMMON, "batch_size": 256}
 # The memory holds only what g can draw, and on CIFAR-10 g needs a longer first game to draw
 # (CIFAR-10 subset, seed 0: first experience 30 epochs → Last 0.262, 90 → 0.369; 3 seeds: 90 →
 # 0.361 ± 0.020, 150 → 0.363 ± 0.011); old classes' real features drift off their stored subspaces
 # there, and the likelihood of the stored statistics (classifier_noise s² = 0.03) ranks them better
 # than the distance to the subspace (same models: 0.332 → 0.361), and holding the new images'
 # features near a frozen copy of f slows that drift (distill_weight 100: 0.363 → 0.375).
-QUICK_CIFAR = {"classifier_noise": 0.03, "distill_weight": 100.0}
+QUICK_CIFAR = {"classifier_noise": 0.03, "distill_weight": 100.0, "class_spread": False}
 # The published batch sizes (i-CTRL: 2048 / 1600, 360 / 480 prototypes per class, two encoder steps per
 # step on CIFAR-10; its 120 / 100 epochs are the paper preset's budget for every method).
-PAPER = {"batch_size": 2048, "n_prototypes": 360}
+PAPER = {**COMMON, "batch_size": 2048, "n_prototypes": 360}
 PAPER_CIFAR = {"batch_size": 1600, "n_prototypes": 480, "encoder_steps": 2}
 # --preset paper --backbone conv: the reference code's DCGAN pair and game (λ = 8 on CIFAR-10).
 PAPER_REFERENCE = {**PUBLISHED, "init": "dcgan"}
@@ -43,7 +46,7 @@ def preset(name: str, family: str, backbone: str) -> dict:
         if backbone == "conv":
             settings.update(PAPER_REFERENCE, **(PAPER_REFERENCE_CIFAR if cifar else {}))
         return settings
-    return {}
+    return dict(COMMON)
 
 
 def resolve_options(options: dict) -> dict:

@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .subspace import principal_subspace
+from .subspace import principal_subspace, residual_variance
 
 
 class FeatureMemory:
-    """For every learned class c: mean μ_c (d), top-r principal directions U_c (r × d) and their
-    variances σ²_c (r). Prototypes are drawn from N(μ_c, U_cᵀ diag(σ²_c) U_c) and mapped back
-    to the unit sphere. Size: K · (d + r·d + r) floats.
+    """For every learned class c: mean μ_c (d), top-r principal directions U_c (r × d), their
+    variances σ²_c (r) and the mean variance off them, σ²_res,c (1). Prototypes are drawn from
+    N(μ_c, U_cᵀ diag(σ²_c) U_c) and mapped back to the unit sphere. Size: K · (d + r·d + r + 1) floats.
     """
 
     def __init__(self, n_directions: int = 12, n_prototypes: int = 360):
@@ -23,6 +23,7 @@ class FeatureMemory:
         self.means: Tensor | None = None  # (K, d)
         self.directions: Tensor | None = None  # (K, r, d)
         self.variances: Tensor | None = None  # (K, r)
+        self.residuals: Tensor | None = None  # (K,) each class's mean variance off its r directions
 
     def __len__(self) -> int:
         return 0 if self.labels is None else len(self.labels)
@@ -34,30 +35,33 @@ class FeatureMemory:
     def size_in_floats(self) -> int:
         if not len(self):
             return 0
-        return self.means.numel() + self.directions.numel() + self.variances.numel()
+        return self.means.numel() + self.directions.numel() + self.variances.numel() + self.residuals.numel()
 
     def store(self, Z: Tensor, y: Tensor) -> None:
         """Replace or add the statistics of every class present in ``y`` from its features ``Z``."""
         for c in torch.unique(y).tolist():
-            mean, directions, variances = principal_subspace(Z[y == c].detach(), self.n_directions)
-            self._put(c, mean, directions, variances)
+            Zc = Z[y == c].detach()
+            mean, directions, variances = principal_subspace(Zc, self.n_directions)
+            self._put(c, mean, directions, variances, residual_variance(Zc, self.n_directions))
 
-    def _put(self, c: int, mean: Tensor, directions: Tensor, variances: Tensor) -> None:
+    def _put(self, c: int, mean: Tensor, directions: Tensor, variances: Tensor, residual: Tensor) -> None:
         if self.labels is None:
             device = mean.device
             self.labels = torch.empty(0, dtype=torch.long, device=device)
             self.means = mean.new_empty(0, mean.numel())
             self.directions = mean.new_empty(0, *directions.shape)
             self.variances = mean.new_empty(0, len(variances))
+            self.residuals = mean.new_empty(0)
         hit = (self.labels == c).nonzero()
         if len(hit):
             i = int(hit[0])
-            self.means[i], self.directions[i], self.variances[i] = mean, directions, variances
+            self.means[i], self.directions[i], self.variances[i], self.residuals[i] = mean, directions, variances, residual
             return
         self.labels = torch.cat([self.labels, torch.tensor([c], device=self.labels.device)])
         self.means = torch.cat([self.means, mean[None]])
         self.directions = torch.cat([self.directions, directions[None]])
         self.variances = torch.cat([self.variances, variances[None]])
+        self.residuals = torch.cat([self.residuals, residual.reshape(1)])
 
     def sample(self, per_class: int | None = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Draw ``per_class`` prototypes (default ``n_prototypes``) of every stored class.
@@ -74,14 +78,14 @@ class FeatureMemory:
         return Z, self.labels.repeat_interleave(m)
 
     def to(self, device) -> "FeatureMemory":
-        for name in ("labels", "means", "directions", "variances"):
+        for name in ("labels", "means", "directions", "variances", "residuals"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.to(device))
         return self
 
     def state_dict(self) -> dict:
-        return {name: getattr(self, name) for name in ("labels", "means", "directions", "variances")}
+        return {name: getattr(self, name) for name in ("labels", "means", "directions", "variances", "residuals")}
 
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():

@@ -63,7 +63,6 @@ def budget_override(common: dict, own: dict) -> str | None:
     parts = []
     if own["epochs"] != common["epochs"]:
         parts.append(epochs(own["epochs"]))
-    first, shared_first = own.get("first_epochs") or own["epochs"], common["first_epochs"] or common["epochs"]
-    if first != shared_first:
-        parts.append(f"first {epochs(first)}")
+    if own.get("first_epochs") != common["first_epochs"]:
+        parts.append(f"first {epochs(own.get('first_epochs') or own['epochs'])}")
     return ", ".join(parts) or None

@@ -65,16 +65,20 @@ class ICTRLConfig:
                                     "fresh forward (the reference code); false: both players step on the gradients "
                                     "of one forward", paper=True)
     first_epochs: int | None = option(None, "epochs of the game on the first experience (none: as every experience)")
-    decoder_warmup: float = option(0.0, "the first part of the first experience (a fraction of its epochs) in which the "
+    min_first_steps: int = option(120, "the first experience runs at least this many steps (its epochs extended when "
+                                       "the batch is large or the experience small): g needs that many moves to "
+                                       "learn to draw before anything is stored (0: no minimum)", paper=0,
+                                  departure=True)
+    decoder_warmup: float = option(0.3, "the first part of the first experience (a fraction of its epochs) in which the "
                                         "decoder learns to draw, minimising its pixel error alone, before it joins the "
                                         "game (the memory holds only what g can draw)", paper=0.0, departure=True)
     # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
     n_directions: int = option(16, "r, principal directions stored per class", paper=12)
     n_prototypes: int = option(360, "prototypes drawn per class when the whole memory is sampled")
-    replay_budget: str = option("per_class", "per_step: as many memory codes (anchors) in each step as the batch has "
+    replay_budget: str = option("per_step", "per_step: as many memory codes (anchors) in each step as the batch has "
                                              "new images, spread evenly over the old classes (a step costs the same "
                                              "whatever the number of old classes); per_class: replay_per_class codes "
-                                             "per old class")
+                                             "per old class", paper="per_class")
     replay_per_class: int | None = option(64, "with replay_budget=per_class: memory codes per old class in each step "
                                               "(none: as many as a new class has in the batch)", paper=None)
     replay_ratio: float = option(1.0, "with replay_budget=per_step: memory codes in each step per new image of the batch")
@@ -87,7 +91,7 @@ class ICTRLConfig:
                                          "held fixed (0: none)", paper=0, departure=True)
     anchor_weight: float = option(1000.0, "weight of the cosine drift of the anchors' features from their "
                                           "start-of-experience features", paper=0.0, departure=True)
-    pixel_weight: float = option(100.0, "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors "
+    pixel_weight: float = option(300.0, "weight of g's pixel error on the new batch (g(f(x)) vs x) and on the anchors "
                                         "(vs themselves)", paper=0.0, departure=True)
     distill_weight: float = option(0.0, "weight of the cosine drift of the new batch's features from their features "
                                         "under a frozen copy of f taken at the start of the experience (feature "
@@ -101,6 +105,11 @@ class ICTRLConfig:
     classifier_noise: float = option(0.0, "s² > 0: classify by each class's probabilistic-PCA likelihood (its stored "
                                           "mean, directions and variances, plus s² in every direction) instead of the "
                                           "distance to its subspace (a variance)", paper=0.0, departure=True)
+    class_spread: bool = option(True, "classify by each class's probabilistic-PCA likelihood with its own spread off "
+                                       "its subspace (the mean of its discarded eigenvalues, one more stored float "
+                                       "per class), plus classifier_noise: a class learnt with few others is spread "
+                                       "wide, and a compact newer class's subspace would otherwise take its images",
+                                paper=False, departure=True)
     # ---- running it
     mixed_precision: bool | None = option(None, "bf16 autocast for the networks (none: on CUDA only); rate terms "
                                                 "are always float32 or float64")
@@ -130,6 +139,8 @@ class ICTRLConfig:
         for name in ("n_directions", "n_prototypes", "images_per_class"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_first_steps < 0:
+            raise ValueError(f"min_first_steps must be ≥ 0 (0 turns it off), got {self.min_first_steps}")
         if self.anchors_per_class < 0:
             raise ValueError(f"anchors_per_class must be ≥ 0 (0 turns it off), got {self.anchors_per_class}")
         for name in ("first_epochs", "replay_per_class"):

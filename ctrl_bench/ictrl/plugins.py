@@ -42,7 +42,7 @@ class FeatureMemoryPlugin(SupervisedPlugin):
         super().__init__()
         self.config = config
         self.memory = FeatureMemory(config.n_directions, config.n_prototypes)
-        self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise)
+        self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise, class_spread=config.class_spread)
         self.seen_train_datasets = []  # kept only for classifier="paper"
 
     def before_training_exp(self, strategy, **kwargs):
@@ -67,7 +67,15 @@ class FeatureMemoryPlugin(SupervisedPlugin):
         else:
             k = min(self.config.n_components, self.memory.n_directions)
             self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k],
-                                          self.memory.variances[:, :k])
+                                          self.memory.variances[:, :k], self._spread(k))
+
+    def _spread(self, k: int):
+        """Each class's mean variance off its first k stored directions: its stored residual, plus the
+        variances of the directions the classifier leaves out."""
+        d = self.memory.means.shape[1]
+        left_out = self.memory.variances[:, k:].sum(1)
+        r = self.memory.n_directions
+        return (self.memory.residuals * (d - r) + left_out) / (d - k)
 
 
 class AnchorReplayPlugin(SupervisedPlugin):

@@ -98,7 +98,7 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     decodes without gradient (the encoder's own move with alternating updates) and leaves out the pixel
     term. ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
     computed in float32 or float64 whatever it is. ``decoder_plays=False`` (the decoder's warm-up)
-    leaves the decoder its pixel error alone.
+    leaves the decoder its pixel error alone (weighted by ``pixel_weight``, or 1 where that is 0).
 
     ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
     (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
@@ -143,12 +143,14 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     if hold_anchors:
         logged["anchor_drift"] = gather(per_sample_drift(Z_anchor, replay.targets)).mean()
         encoder_loss = encoder_loss + config.anchor_weight * logged["anchor_drift"]
-    if config.pixel_weight and decoder_grad:
+    # the warm-up's decoder learns from its pixel error alone, so it has one even where the game has none
+    pixel_weight = config.pixel_weight if decoder_plays else (config.pixel_weight or 1.0)
+    if pixel_weight and decoder_grad:
         errors = per_sample_pixel_error(X_hat[:n], X)
         if anchor_images is not None:
             errors = torch.cat([gather(errors), gather(per_sample_pixel_error(X_hat[n:], anchor_images))])
         else:
             errors = gather(errors)
         logged["pixel_error"] = errors.mean()
-        decoder_loss = decoder_loss + config.pixel_weight * logged["pixel_error"]
+        decoder_loss = decoder_loss + pixel_weight * logged["pixel_error"]
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})

@@ -152,6 +152,9 @@ class ICTRL(TwoPlayerTemplate):
         self.masks = ClassMasks(self._class_mask(classes), self._class_mask(old))
         if self.config.first_epochs is not None:
             self.train_epochs = self.config.first_epochs if not len(self.memory) else self.epochs
+        if not len(self.memory) and self.config.min_first_steps:
+            steps_per_epoch = max(1, -(-len(self.experience.dataset) // self.train_mb_size))
+            self.train_epochs = max(self.train_epochs, -(-self.config.min_first_steps // steps_per_epoch))
         super()._before_training_exp(**kwargs)  # the plugins: memory to the device, anchors, f_prev
 
     def _class_mask(self, classes) -> Tensor:

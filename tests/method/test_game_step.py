@@ -107,7 +107,8 @@ def test_the_encoders_own_move_gives_the_decoder_no_gradient_and_no_pixel_term(p
     assert all(g_ is not None for g_ in grads[:2]) and all(g_ is None for g_ in grads[2:])
     full = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0)
     assert full.terms["pixel_error"] > 0
-    assert full.decoder_loss.item() == pytest.approx(full.terms["objective"].item() + 100 * full.terms["pixel_error"].item())
+    weight = ICTRLConfig().pixel_weight
+    assert full.decoder_loss.item() == pytest.approx(full.terms["objective"].item() + weight * full.terms["pixel_error"].item())
 
 
 def test_the_step_runs_without_avalanche():
@@ -117,11 +118,11 @@ def test_the_step_runs_without_avalanche():
 
 def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
     assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "decoder_lr_scale": 1.0, "betas": (0.5, 0.999), "new_weight": 10.0,
-                         "gamma": 1.0, "decoder_warmup": 0.0,
+                         "gamma": 1.0, "decoder_warmup": 0.0, "min_first_steps": 0, "replay_budget": "per_class", "class_spread": False,
                          "alternate": True, "n_directions": 12, "replay_per_class": None,
                          "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
                          "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0}
-    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "encoder_discriminates", "anchors_per_class", "anchor_weight",
+    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "min_first_steps", "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
                               "pixel_weight", "distill_weight", "classifier_noise"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
         ICTRLConfig(anchor_weight=-1.0)

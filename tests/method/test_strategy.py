@@ -19,7 +19,7 @@ def make_strategy(evaluator=None, **options):
     f, g = build_autoencoder("conv", (1, 28, 28), feature_dim=32, size="tiny")
     evaluator = evaluator or EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loggers=[])
     defaults = dict(train_epochs=12, train_mb_size=96, eval_mb_size=256, lr=1e-3, n_directions=6,
-                    n_prototypes=48, n_components=6, new_weight=1.0, gamma=100.0)
+                    n_prototypes=48, n_components=6, new_weight=1.0, gamma=100.0, min_first_steps=0)
     return ICTRL(encoder=f, decoder=g, evaluator=evaluator, **{**defaults, **options})
 
 
@@ -82,7 +82,7 @@ def first_experience_accuracy_after_the_second(npz: str, **options) -> float:
     f, g = build_autoencoder("crate", (1, 28, 28), feature_dim=32, size="tiny")
     evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
     short = dict(first_epochs=60, train_epochs=10, train_mb_size=64, n_directions=6, n_prototypes=48,
-                 n_components=6, replay_per_class=32, anchors_per_class=64)
+                 n_components=6, replay_per_class=32, anchors_per_class=64, min_first_steps=0)
     strategy = ICTRL(encoder=f, decoder=g, evaluator=evaluator, **{**short, **options})
     for experience in scenario.benchmark.train_stream:
         strategy.train(experience)
@@ -116,6 +116,7 @@ def drift_of_new_features(npz: str, distill_weight: float) -> tuple[float, ICTRL
     f, g = build_autoencoder("crate", (1, 28, 28), feature_dim=32, size="tiny")
     evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
     strategy = ICTRL(encoder=f, decoder=g, evaluator=evaluator, first_epochs=6, train_epochs=6, train_mb_size=48,
+                     min_first_steps=0,
                      n_directions=6, n_prototypes=48, n_components=6, replay_per_class=24, anchors_per_class=32,
                      distill_weight=distill_weight)
     first, second = scenario.benchmark.train_stream
@@ -146,22 +147,29 @@ def test_memory_holds_only_feature_statistics(tiny_npz):
     strategy = make_strategy(train_epochs=1)
     strategy.train(scenario.benchmark.train_stream[0])
     K, d, r = 2, 32, 6
-    assert strategy.memory.size_in_floats() == K * (d + r * d + r)
+    assert strategy.memory.size_in_floats() == K * (d + r * d + r + 1)
     assert {k: tuple(v.shape) for k, v in strategy.memory.state_dict().items()} == {
-        "labels": (K,), "means": (K, d), "directions": (K, r, d), "variances": (K, r)}
+        "labels": (K,), "means": (K, d), "directions": (K, r, d), "variances": (K, r), "residuals": (K,)}
     Z, y = strategy.memory.sample(10)
     assert Z.shape == (K * 10, d) and torch.allclose(Z.norm(dim=1), torch.ones(K * 10), atol=1e-5)
 
 
-def test_a_noisy_classifier_scores_by_the_stored_statistics_likelihood(tiny_npz):
+@pytest.mark.parametrize("class_spread", [False, True])
+def test_a_noisy_classifier_scores_by_the_stored_statistics_likelihood(tiny_npz, class_spread):
+    """s² = classifier_noise for every class, or with class_spread each class's own stored spread
+    off its subspace plus classifier_noise."""
     from ctrl_bench.subspace import ppca_log_likelihood
 
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    strategy = make_strategy(train_epochs=1, classifier_noise=0.05)
+    strategy = make_strategy(train_epochs=1, classifier_noise=0.05, class_spread=class_spread)
     strategy.train(scenario.benchmark.train_stream[0])
     memory, Z = strategy.memory, strategy.memory.sample(5)[0]
-    expected = ppca_log_likelihood(Z, memory.means, memory.directions, memory.variances, 0.05)
+    noise = memory.residuals + 0.05 if class_spread else 0.05
+    expected = ppca_log_likelihood(Z, memory.means, memory.directions, memory.variances, noise)
     assert torch.allclose(strategy.classifier.scores(Z, 4)[:, memory.labels], expected)
+    if class_spread:  # the classes' spreads differ, so the scores are not those of one shared s²
+        shared = ppca_log_likelihood(Z, memory.means, memory.directions, memory.variances, 0.05)
+        assert not torch.allclose(expected, shared)
 
 
 def test_tensorboard_holds_a_replay_image_per_learned_class(tiny_npz, tmp_path):
@@ -258,3 +266,25 @@ def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_clas
         replay = AnchorReplayPlugin(ICTRLConfig(replay_budget=budget, anchors_per_class=0)).draw(strategy, batch)
         assert expected <= len(replay.codes) < expected + old_classes
         assert set(replay.labels.tolist()) == set(range(old_classes))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [64, 512])
+def test_the_defaults_keep_the_first_experiences_classes_at_any_batch_size(tmp_path, batch):
+    """ICTRL's defaults, 30 epochs per experience, two experiences of 1,000 generated images (an
+    MNIST-subset experience): from 32 to 480 steps an experience, the first two classes stay learnt."""
+    from scenarios.synthetic import make_strokes
+
+    x_train, y_train = make_strokes(4, 500, seed=0)
+    x_test, y_test = make_strokes(4, 100, seed=1)
+    npz = tmp_path / "strokes4.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    scenario = build_scenario(f"npz:{npz}", n_experiences=2, seed=0)
+    f, g = build_autoencoder("crate", (1, 28, 28), feature_dim=128, size="tiny")
+    strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
+                     train_epochs=30, train_mb_size=batch)
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+    results = strategy.eval(scenario.benchmark.test_stream)
+    first = float(results["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000"])
+    assert first >= 0.8, f"batch {batch}: {first:.2f} on the first experience's classes after the second"
