@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -48,21 +49,11 @@ def data_files(cls):
     return files
 
 
-@register_scenario("split_mnist", experiences=(5, 10), files=data_files(datasets.MNIST), family="mnist")
-def split_mnist(root: str, download: bool, with_test: bool):
-    return load_torchvision(datasets.MNIST, root, download, with_test)
-
-
-@register_scenario("split_fmnist", experiences=(5, 10), files=data_files(datasets.FashionMNIST), family="mnist")
-def split_fmnist(root: str, download: bool, with_test: bool):
-    return load_torchvision(datasets.FashionMNIST, root, download, with_test)
-
-
-@register_scenario("split_cifar10", experiences=(5, 10), files=data_files(datasets.CIFAR10), family="cifar")
-def split_cifar10(root: str, download: bool, with_test: bool):
-    return load_torchvision(datasets.CIFAR10, root, download, with_test)
-
-
-@register_scenario("split_cifar100", experiences=(10, 20), files=data_files(datasets.CIFAR100), family="cifar")
-def split_cifar100(root: str, download: bool, with_test: bool):
-    return load_torchvision(datasets.CIFAR100, root, download, with_test)
+# name, torchvision class, usual numbers of experiences, family
+TORCHVISION_SPLITS = (("split_mnist", datasets.MNIST, (5, 10), "mnist"),
+                      ("split_fmnist", datasets.FashionMNIST, (5, 10), "mnist"),
+                      ("split_cifar10", datasets.CIFAR10, (5, 10), "cifar"),
+                      ("split_cifar100", datasets.CIFAR100, (10, 20), "cifar"))
+for _name, _cls, _experiences, _family in TORCHVISION_SPLITS:
+    register_scenario(_name, experiences=_experiences, files=data_files(_cls), family=_family)(
+        functools.partial(load_torchvision, _cls))
