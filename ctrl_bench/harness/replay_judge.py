@@ -45,7 +45,7 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
     return judge.to(device).eval()
 
 
-class ReplayJudgePlugin(SupervisedPlugin):
+class ReplayJudgePlugin(SupervisedPlugin, supports_distributed=True):
     """After every experience of a strategy with ``decode_memory(per_class)`` (i-CTRL), the fraction
     of decoded prototypes of each class that the judge calls that class: published as
     ``replay/accuracy`` (mean over classes) and ``replay/accuracy/class_<c>``; the latest values

@@ -4,6 +4,7 @@ after each (:func:`run_method`), and the record of what it did."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -38,7 +39,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class EpochProgress(SupervisedPlugin):
+class EpochProgress(SupervisedPlugin, supports_distributed=True):
     """A tqdm bar over the epochs of the experience being trained."""
 
     def __init__(self, label: str, enabled: bool):
@@ -70,7 +71,7 @@ def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
     )
 
 
-class BudgetCounter(SupervisedPlugin):
+class BudgetCounter(SupervisedPlugin, supports_distributed=True):
     """Counts what each experience actually trained: epochs and optimiser steps (a method may train
     fewer epochs than it was given, e.g. a backbone frozen after the first experience, or more, e.g.
     FeTrIL's head on features)."""
@@ -197,35 +198,61 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "train_steps": sum(c["steps"] for c in counts),
         "steps_per_experience": [c["steps"] for c in counts],
         "train_seconds_per_experience": [c.get("train_seconds", 0.0) for c in counts],
-        **({"distributed": {"world_size": distributed.world_size(), "state_sha256_per_rank":
-                            distributed.all_equal(state_digest(strategy, checkpointed, state_attributes))}}
+        **({"distributed": distributed_summary(strategy, checkpointed, state_attributes)}
            if distributed.active() else {}),
         "strategy": strategy,
     }
 
 
-def state_digest(strategy, plugins, attributes=()) -> str:
-    """SHA-256 of everything a checkpoint holds of the strategy (model, optimiser, memory, metrics):
-    the processes of a distributed run must end with the same one."""
+def state_digests(strategy, plugins, attributes=()) -> dict[str, str]:
+    """SHA-256 of each part of what a checkpoint holds of the strategy: ``model``, ``optimizer``,
+    ``plugin <name>``, ``attributes``, ``extra`` and ``metrics``."""
     import hashlib
 
-    digest = hashlib.sha256()
+    def digest_of(node) -> str:
+        digest = hashlib.sha256()
 
-    def feed(node):
-        if isinstance(node, torch.Tensor):
-            digest.update(node.detach().cpu().contiguous().numpy().tobytes())
-        elif isinstance(node, dict):
-            for key in sorted(node, key=str):
-                digest.update(str(key).encode())
-                feed(node[key])
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                feed(item)
-        else:
-            digest.update(repr(node).encode())
+        def feed(item):
+            if isinstance(item, torch.Tensor):
+                digest.update(item.detach().cpu().contiguous().numpy().tobytes())
+            elif isinstance(item, dict):
+                for key in sorted(item, key=str):
+                    digest.update(str(key).encode())
+                    feed(item[key])
+            elif isinstance(item, (list, tuple)):
+                for element in item:
+                    feed(element)
+            else:
+                digest.update(repr(item).encode())
 
-    feed(strategy_state(strategy, plugins, attributes))
-    return digest.hexdigest()
+        feed(node)
+        return digest.hexdigest()
+
+    state = strategy_state(strategy, plugins, attributes) or {}
+    parts = {name: state[name] for name in ("model", "optimizer", "attributes", "extra") if name in state}
+    parts.update({f"plugin {type(p).__name__}": s for p, s in zip(plugins, state.get("plugins", []))})
+    parts["metrics"] = state.get("metrics")
+    return {name: digest_of(value) for name, value in parts.items()}
+
+
+def distributed_summary(strategy, plugins, attributes=()) -> dict:
+    """``world_size`` and :func:`compare_digests` of every rank's :func:`state_digests`."""
+    per_rank = distributed.all_equal(json.dumps(state_digests(strategy, plugins, attributes), sort_keys=True))
+    summary = {"world_size": distributed.world_size(), **compare_digests([json.loads(d) for d in per_rank])}
+    if not summary["ranks_agree"] and distributed.is_main():
+        differing = [name for name, values in summary["state_sha256_per_rank"].items()
+                     if name != "metrics" and len(set(values)) > 1]
+        tqdm.write(f"warning: the processes ended with different {', '.join(differing)}; see the record's "
+                   f"distributed.state_sha256_per_rank")
+    return summary
+
+
+def compare_digests(digests: list[dict[str, str]]) -> dict:
+    """Per part of the state, its SHA-256 on every rank (rank by rank), and whether all ranks agree on
+    every part but ``metrics``: the evaluator's training metrics count each rank's own shard."""
+    per_part = {name: [d.get(name) for d in digests] for name in sorted(set().union(*digests))}
+    return {"state_sha256_per_rank": per_part,
+            "ranks_agree": all(len(set(values)) == 1 for name, values in per_part.items() if name != "metrics")}
 
 
 def method_context(scenario, settings: dict, device, evaluator):

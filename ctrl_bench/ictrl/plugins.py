@@ -31,7 +31,7 @@ def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
     return torch.cat(picks).to(device)
 
 
-class FeatureMemoryPlugin(SupervisedPlugin):
+class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
     """The memory of every learned class (mean, r principal directions and their variances of its
     features, never an image) and the classifier built from it. After each experience, the new
     classes' statistics are computed from f on that experience's training data and the classifier is
@@ -78,7 +78,7 @@ class FeatureMemoryPlugin(SupervisedPlugin):
         return (self.memory.residuals * (d - r) + left_out) / (d - k)
 
 
-class AnchorReplayPlugin(SupervisedPlugin):
+class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
     """What the old classes contribute to each step. At the start of an experience with old classes,
     ``anchors_per_class`` images per old class are decoded from memory prototypes and held fixed (the
     reference code's anchors), with their features under the encoder as it starts: (X_M, Z_M, y_M,
@@ -126,7 +126,7 @@ class AnchorReplayPlugin(SupervisedPlugin):
         return Replay(Z_old[keep], y_old[keep])
 
 
-class DistillationPlugin(SupervisedPlugin):
+class DistillationPlugin(SupervisedPlugin, supports_distributed=True):
     """With ``distill_weight`` > 0: at the start of every experience with old classes, a frozen,
     gradient-free copy f_prev of the encoder (eval mode); the game holds the new batch's features
     near f_prev's. The copy is kept after the last experience, so it counts as memory."""
@@ -150,7 +150,7 @@ def rng_neutral(device):
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-class ExperienceSummaryPlugin(SupervisedPlugin):
+class ExperienceSummaryPlugin(SupervisedPlugin, supports_distributed=True):
     """What TensorBoard shows after every experience: the memory's size, images decoded from every
     class's memory (``replay/class_<c>``, ``replay/all_classes``), real images of the experience above
     their reconstructions (``reconstruction/current_classes``) and |Z Zᵀ| of replayed features. It

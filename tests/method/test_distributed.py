@@ -95,13 +95,27 @@ def test_a_short_run_under_torchrun_ends_with_the_same_state_on_both_ranks(tiny_
                    check=True, env=env, capture_output=True, timeout=600)
     record = json.loads(record_file(distributed_out, "ctrl").read_text())
     hashes = record["distributed"]["state_sha256_per_rank"]
-    assert record["distributed"]["world_size"] == 2 and len(hashes) == 2 and hashes[0] == hashes[1]
+    assert record["distributed"]["world_size"] == 2 and record["distributed"]["ranks_agree"]
+    for part in ("model", "optimizer", "plugin FeatureMemoryPlugin", "plugin AnchorReplayPlugin"):
+        assert len(hashes[part]) == 2 and hashes[part][0] == hashes[part][1], part
     assert record["settings"]["world_size"] == 2
     single_out = tmp_path / "one"
     subprocess.run([sys.executable, "-m", "ctrl_bench", *argv, "--out", str(single_out)], check=True, env=env,
                    capture_output=True, timeout=600)
     single = json.loads(record_file(single_out, "ctrl").read_text())
     assert abs(record["last_accuracy"] - single["last_accuracy"]) < 0.15  # another shuffle, the same game
+
+
+def test_ranks_agree_when_only_their_training_metrics_differ():
+    from ctrl_bench.harness.runner import compare_digests
+
+    rank0 = {"model": "a", "optimizer": "b", "plugin FeatureMemoryPlugin": "c", "metrics": "m0"}
+    same_but_metrics = compare_digests([rank0, {**rank0, "metrics": "m1"}])
+    assert same_but_metrics["ranks_agree"]
+    assert same_but_metrics["state_sha256_per_rank"]["metrics"] == ["m0", "m1"]
+    other_memory = compare_digests([rank0, {**rank0, "plugin FeatureMemoryPlugin": "d"}])
+    assert not other_memory["ranks_agree"]
+    assert not compare_digests([rank0, {k: v for k, v in rank0.items() if k != "optimizer"}])["ranks_agree"]
 
 
 def test_methods_that_cannot_split_a_batch_are_refused(tiny_npz, tmp_path, capsys, monkeypatch):
