@@ -90,3 +90,26 @@ class FeatureMemory:
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
             setattr(self, name, value)
+
+    def shift_means(self, classes: Tensor, shifts: Tensor) -> None:
+        """μ_c ← μ_c + δ_c for each class in ``classes`` (its row of ``shifts``); directions unchanged."""
+        for c, delta in zip(classes.tolist(), shifts):
+            i = int((self.labels == c).nonzero()[0])
+            self.means[i] = self.means[i] + delta
+
+
+def semantic_drift(Z_before: Tensor, Z_after: Tensor, means: Tensor, sigma: float) -> Tensor:
+    """The drift of each old class estimated from new images (SDC, Yu et al., CVPR 2020):
+
+        δ_c = Σ_i w_ic (z'_i − z_i) / Σ_i w_ic,   w_ic = exp(−‖z_i − μ_c‖² / (2σ²)),
+
+    z_i = f_start(x_i), z'_i = f_end(x_i) for the experience's images, μ_c the stored mean (rows of
+    ``means``, (K, d)). ``sigma`` is σ, a distance in feature space (not σ²). Returns (K, d). The
+    weights are normalised per class in log space, so a class far from every new image still gets
+    the drift of its nearest ones rather than 0/0."""
+    dtype = means.dtype
+    Z_before, Z_after, means = Z_before.double(), Z_after.double(), means.double()
+    log_w = -torch.cdist(means, Z_before).pow(2) / (2 * sigma**2)  # (K, N)
+    weights = torch.softmax(log_w, dim=1)
+    return (weights @ (Z_after - Z_before)).to(dtype)
+

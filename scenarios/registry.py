@@ -136,7 +136,7 @@ def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles,
     if name.startswith("synthetic:"):
         from . import synthetic
         synthetic.parse(name)
-        return (lambda root, download, with_test: synthetic.load(name)), None, (lambda root: [synthetic.__file__]), "mnist"
+        return (lambda root, download, with_test: synthetic.load(name)), None, (lambda root: [synthetic.__file__]), synthetic.FAMILY
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[name]

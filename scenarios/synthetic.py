@@ -13,6 +13,7 @@ import numpy as np
 
 SIZE = 28
 STROKES = 4
+FAMILY = "strokes"  # grey images like MNIST; the presets give its first experience a longer budget
 
 
 def _stroke(rng, yy, xx):

@@ -16,7 +16,7 @@ from avalanche.training.utils import freeze_everything
 from torch import Tensor, nn
 
 from .. import visuals
-from ..memory import FeatureMemory
+from ..memory import FeatureMemory, semantic_drift
 from ..subspace import NearestSubspaceClassifier
 from .config import ICTRLConfig
 from .step import Replay
@@ -44,21 +44,32 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         self.memory = FeatureMemory(config.n_directions, config.n_prototypes)
         self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise, class_spread=config.class_spread)
         self.seen_train_datasets = []  # kept only for classifier="paper"
+        self.features_at_start: Tensor | None = None  # with drift_sigma: f_start of the experience's images
 
+    @torch.no_grad()
     def before_training_exp(self, strategy, **kwargs):
         self.memory.to(strategy.device)
+        self.features_at_start = None
+        if self.config.drift_sigma and len(self.memory):
+            self.features_at_start = strategy.features(strategy.experience.dataset.eval())[0]
 
     @torch.no_grad()
     def after_training_exp(self, strategy, **kwargs):
         current = set(int(c) for c in strategy.experience.classes_in_this_experience)
+        dataset = strategy.experience.dataset.eval()
+        Z_new, y_new = strategy.features(dataset)
+        if self.features_at_start is not None:
+            old = torch.tensor([c not in current for c in self.memory.classes], device=self.memory.labels.device)
+            shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
+            self.memory.shift_means(self.memory.labels[old], shifts)
+            self.features_at_start = None
         if self.config.review and len(self.memory):
             Z_old, y_old = self.memory.sample()
             keep = torch.tensor([int(c) not in current for c in y_old.tolist()], device=y_old.device)
             with strategy.evaluating():
                 reviewed = strategy.encoder(strategy.decoder(Z_old[keep])).float()
             self.memory.store(reviewed, y_old[keep])
-        dataset = strategy.experience.dataset.eval()
-        self.memory.store(*strategy.features(dataset))
+        self.memory.store(Z_new, y_new)
         if self.config.classifier == "paper":
             self.seen_train_datasets.append(dataset)
             feats = [strategy.features(ds) for ds in self.seen_train_datasets]

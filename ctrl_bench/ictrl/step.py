@@ -1,8 +1,9 @@
 """One step of the i-CTRL game as a pure function: networks, a batch and the memory's replay in;
 both players' losses and the step's terms out. No Avalanche, no strategy state: testable alone.
 
-    X̂ = g([f(X_new); Z_old])                         codes from a gradient-free f pass
-    Z_new, Ẑ, Z_M = f([X_new; X̂; X_M])               one f call: real, decoded and anchor images
+    Z_new = f(X_new)                                  with gradient; g's codes are its values
+    X̂ = g([sg(Z_new); Z_old])                        sg: stop-gradient
+    Ẑ, Z_M = f([X̂; X_M])                              one f call: decoded and anchor images
     T = game_terms([Z_new; Z_old], Ẑ)                 (:mod:`ctrl_bench.game`)
     encoder loss = C(Σ_old ΔR(Z_j, Ẑ_j)) − S [+ λ Σ_new ΔR(Z_j, Ẑ_j)] + w_a·drift(Z_M) + w_d·drift(Z_new)
     decoder loss = S + C(Σ_old ΔR(Z_j, Ẑ_j)) + w_p·pixel error
@@ -104,19 +105,21 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
     the global batch, so that N processes, each with a shard of the batch and of the replay, compute
     the loss one process computes on all of it (the identity here: one process)."""
-    with torch.no_grad(), autocast():
-        codes = full_precision(encoder(X))
+    with autocast():
+        Z_new = encoder(X)
+    codes = full_precision(Z_new.detach())  # g's input: constants, as the codes of the replay are
     old_codes = None if replay is None else replay.codes
     decode = codes if replay is None else torch.cat([codes, old_codes])
     anchor_images = None if replay is None else replay.images
-    n, n_codes = len(X), len(decode)
+    n_codes = len(decode)
     hold_anchors = anchor_images is not None and bool(config.anchor_weight)
     with autocast():
         with torch.set_grad_enabled(decoder_grad):
             X_hat = decoder(decode)
-        inputs = [X, X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
+        inputs = [X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
         features = encoder(torch.cat(inputs))
-    Z_new, Z_hat, Z_anchor = features[:n], features[n:n + n_codes], features[n + n_codes:]
+    Z_hat, Z_anchor = features[:n_codes], features[n_codes:]
+    n = len(X)
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
     Z_all, labels = gather(Z_new), gather(y)
     Z_hat_all = gather(Z_hat[:n])

@@ -73,3 +73,22 @@ def test_a_missing_tinyimagenet_says_where_to_put_it(tmp_path):
 
     with pytest.raises(DataMissingError, match="tiny-imagenet-200/wnids.txt"):
         load_data("split_tinyimagenet", 10, data_root=str(tmp_path), download=False)
+
+
+@pytest.mark.parametrize("n_experiences", [10, 20])
+def test_synthetic_40_in_10_and_20_experiences_gives_every_method_the_longer_first_experience(n_experiences):
+    from ctrl_bench.harness.presets import common_settings, method_settings
+
+    scenario = build_scenario("synthetic:40", n_experiences=n_experiences, seed=0)
+    assert scenario.n_classes == 40 and scenario.image_shape == (1, 28, 28)
+    assert len(scenario.benchmark.train_stream) == n_experiences
+    assert {len(c) for c in scenario.experience_classes} == {40 // n_experiences}
+    assert [len(e.dataset) for e in scenario.benchmark.train_stream] == [100 * 40 // n_experiences] * n_experiences
+    data = load_data("synthetic:40", n_experiences)
+    assert data.family == "strokes"
+    common = common_settings("quick", {}, data.family)
+    assert (common["epochs"], common["first_epochs"]) == (30, 120)
+    for method in ("ctrl", "icarl", "der", "fetril"):
+        own = method_settings(method, "quick", data.family, common, {})
+        assert (own["epochs"], own["first_epochs"]) == (30, 120), method
+    assert common_settings("quick", {"first_epochs": 5}, data.family)["first_epochs"] == 5

@@ -263,7 +263,7 @@ def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_clas
     strategy = SimpleNamespace(memory=memory, masks=SimpleNamespace(new=new, old=old))
     batch = torch.tensor([K - 2, K - 1] * 64)  # 128 new images
     for budget, expected in (("per_step", 128), ("per_class", 64 * old_classes)):
-        replay = AnchorReplayPlugin(ICTRLConfig(replay_budget=budget, anchors_per_class=0)).draw(strategy, batch)
+        replay = AnchorReplayPlugin(ICTRLConfig(replay_budget=budget, replay_ratio=1.0, anchors_per_class=0)).draw(strategy, batch)
         assert expected <= len(replay.codes) < expected + old_classes
         assert set(replay.labels.tolist()) == set(range(old_classes))
 
