@@ -73,10 +73,12 @@ class ICTRLConfig:
                                         "decoder learns to draw, minimising its pixel error alone, before it joins the "
                                         "game (the memory holds only what g can draw)", paper=0.0, departure=True)
     # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
-    n_directions: int = option(16, "r, principal directions stored per class", paper=12)
+    # 24 on validation (--validation 0.1, 3 seeds): mnist-5k Last 0.914 ± 0.005 against 0.895 ± 0.004 with 16
+    # (the classifier with n_components = 24); CIFAR-10 subset, seeds 0 1: 0.361 against 0.340; strokes level.
+    n_directions: int = option(24, "r, principal directions stored per class", paper=12)
     n_prototypes: int = option(360, "prototypes drawn per class when the whole memory is sampled")
-    replay_budget: str = option("per_step", "per_step: as many memory codes (anchors) in each step as the batch has "
-                                             "new images, spread evenly over the old classes (a step costs the same "
+    replay_budget: str = option("per_step", "per_step: replay_ratio memory codes (anchors) in each step per new image "
+                                             "of the batch, spread evenly over the old classes (a step costs the same "
                                              "whatever the number of old classes); per_class: replay_per_class codes "
                                              "per old class", paper="per_class")
     replay_per_class: int | None = option(64, "with replay_budget=per_class: memory codes per old class in each step "
@@ -106,7 +108,7 @@ class ICTRLConfig:
     classifier: str = option("memory", "memory: nearest subspace built from the stored statistics only; paper: refit "
                                        "on real training images of every seen class (the reference code's protocol, "
                                        "an oracle)")
-    n_components: int = option(16, "principal directions per class the classifier uses", paper=15)
+    n_components: int = option(24, "principal directions per class the classifier uses", paper=15)
     classifier_noise: float = option(0.0, "s² > 0: classify by each class's probabilistic-PCA likelihood (its stored "
                                           "mean, directions and variances, plus s² in every direction) instead of the "
                                           "distance to its subspace (a variance)", paper=0.0, departure=True)

@@ -4,6 +4,7 @@ both players' losses and the step's terms out. No Avalanche, no strategy state: 
     Z_new = f(X_new)                                  with gradient; g's codes are its values
     X̂ = g([sg(Z_new); Z_old])                        sg: stop-gradient
     Ẑ, Z_M = f([X̂; X_M])                              one f call: decoded and anchor images
+    (with BatchNorm in f: codes from a gradient-free f pass, then Z_new, Ẑ, Z_M = f([X_new; X̂; X_M]))
     T = game_terms([Z_new; Z_old], Ẑ)                 (:mod:`ctrl_bench.game`)
     encoder loss = C(Σ_old ΔR(Z_j, Ẑ_j)) − S [+ λ Σ_new ΔR(Z_j, Ẑ_j)] + w_a·drift(Z_M) + w_d·drift(Z_new)
     decoder loss = S + C(Σ_old ΔR(Z_j, Ẑ_j)) + w_p·pixel error
@@ -49,6 +50,13 @@ def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
 def per_sample_pixel_error(X_hat: Tensor, X: Tensor) -> Tensor:
     """‖g(z_i) − x_i‖² / (C·H·W) for every image i (see :func:`pixel_reconstruction_error`)."""
     return (full_precision(X_hat) - full_precision(X)).pow(2).flatten(1).mean(1)
+
+
+def normalises_over_the_batch(encoder: nn.Module) -> bool:
+    """Whether f has BatchNorm (the conv pair). Then real, decoded and anchor images go through f in
+    one call, so that they share its batch statistics, and g's codes come from a gradient-free pass
+    before it. Without (the CRATE pair), the new batch's own pass gives g its codes: one pass fewer."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
 
 
 def no_gather(t: Tensor) -> Tensor:
@@ -105,21 +113,27 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
     the global batch, so that N processes, each with a shard of the batch and of the replay, compute
     the loss one process computes on all of it (the identity here: one process)."""
+    joint = normalises_over_the_batch(encoder)
     with autocast():
-        Z_new = encoder(X)
-    codes = full_precision(Z_new.detach())  # g's input: constants, as the codes of the replay are
+        if joint:
+            with torch.no_grad():
+                codes = full_precision(encoder(X))
+        else:
+            Z_new = encoder(X)
+            codes = full_precision(Z_new.detach())  # g's input: constants, as the codes of the replay are
     old_codes = None if replay is None else replay.codes
     decode = codes if replay is None else torch.cat([codes, old_codes])
     anchor_images = None if replay is None else replay.images
-    n_codes = len(decode)
+    n, n_codes = len(X), len(decode)
     hold_anchors = anchor_images is not None and bool(config.anchor_weight)
     with autocast():
         with torch.set_grad_enabled(decoder_grad):
             X_hat = decoder(decode)
-        inputs = [X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
+        inputs = ([X] if joint else []) + [X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
         features = encoder(torch.cat(inputs))
+    if joint:
+        Z_new, features = features[:n], features[n:]
     Z_hat, Z_anchor = features[:n_codes], features[n_codes:]
-    n = len(X)
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
     Z_all, labels = gather(Z_new), gather(y)
     Z_hat_all = gather(Z_hat[:n])

@@ -98,6 +98,35 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
     assert moved.terms["anchor_drift"] > 0.01
 
 
+def test_an_encoder_with_batch_statistics_sees_real_decoded_and_anchor_images_in_one_call(players, monkeypatch):
+    from ctrl_bench.ictrl import step
+
+    f, g = players
+    X, y = batch()
+    images = torch.rand(6, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        replay = Replay(f(images), torch.tensor([2, 2, 2, 3, 3, 3]), images, f(images))
+    config = ICTRLConfig(anchor_weight=1000.0)
+    # for an encoder that maps each image alone, encoding the new batch once or in the joint call is one function
+    once = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    monkeypatch.setattr(step, "normalises_over_the_batch", lambda encoder: True)
+    joint = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    assert joint.encoder_loss.item() == pytest.approx(once.encoder_loss.item(), rel=1e-12)
+    assert joint.decoder_loss.item() == pytest.approx(once.decoder_loss.item(), rel=1e-12)
+    monkeypatch.undo()
+    # with BatchNorm, the call is joint: the batch statistics f sees hold all 12 + 18 + 6 images
+    bn = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8)).double()
+    sizes = []
+    bn[2].register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    encoder = nn.Sequential(bn, Normalised(8, 8).double())
+    assert step.normalises_over_the_batch(encoder) and not step.normalises_over_the_batch(f)
+    with torch.no_grad():
+        replay = Replay(encoder(images), replay.labels, images, encoder(images))
+    sizes.clear()
+    game_step(encoder, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    assert sizes == [12, 12 + 18 + 6]  # the codes' gradient-free pass, then the one joint call
+
+
 def test_the_encoders_own_move_gives_the_decoder_no_gradient_and_no_pixel_term(players):
     f, g = players
     X, y = batch()
