@@ -93,9 +93,8 @@ class FeatureMemory:
 
     def shift_means(self, classes: Tensor, shifts: Tensor) -> None:
         """μ_c ← μ_c + δ_c for each class in ``classes`` (its row of ``shifts``); directions unchanged."""
-        for c, delta in zip(classes.tolist(), shifts):
-            i = int((self.labels == c).nonzero()[0])
-            self.means[i] = self.means[i] + delta
+        rows = (self.labels[None, :] == classes[:, None]).int().argmax(1)
+        self.means = self.means.index_add(0, rows, shifts.to(self.means.dtype))
 
 
 def semantic_drift(Z_before: Tensor, Z_after: Tensor, means: Tensor, sigma: float) -> Tensor:
@@ -112,4 +111,3 @@ def semantic_drift(Z_before: Tensor, Z_after: Tensor, means: Tensor, sigma: floa
     log_w = -torch.cdist(means, Z_before).pow(2) / (2 * sigma**2)  # (K, N)
     weights = torch.softmax(log_w, dim=1)
     return (weights @ (Z_after - Z_before)).to(dtype)
-
