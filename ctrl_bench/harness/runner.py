@@ -74,20 +74,35 @@ def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
 class BudgetCounter(SupervisedPlugin, supports_distributed=True):
     """Counts what each experience actually trained: epochs and optimiser steps (a method may train
     fewer epochs than it was given, e.g. a backbone frozen after the first experience, or more, e.g.
-    FeTrIL's head on features)."""
+    FeTrIL's head on features), and the seconds its epochs' loops took: the steps and their data
+    loading, without the experience's set-up and upkeep (a memory stored, anchors decoded)."""
 
     def __init__(self):
         super().__init__()
         self.epochs = self.steps = 0
+        self.loop_seconds, self._epoch_began = 0.0, None
 
     def before_training_exp(self, strategy, **kwargs):
         self.epochs = self.steps = 0
+        self.loop_seconds = 0.0
+
+    def before_training_epoch(self, strategy, **kwargs):
+        synchronize(strategy.device)
+        self._epoch_began = time.perf_counter()
 
     def after_training_epoch(self, strategy, **kwargs):
         self.epochs += 1
+        synchronize(strategy.device)
+        self.loop_seconds += time.perf_counter() - self._epoch_began
 
     def after_training_iteration(self, strategy, **kwargs):
         self.steps += 1
+
+
+def synchronize(device) -> None:
+    """Waits for the device's queued work, so that a clock read after it counts that work (CUDA)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str):
@@ -162,6 +177,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                     logger.finish_experience()
             row = [float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))]
             count = {"epochs": counter.epochs, "steps": counter.steps, "train_seconds": trained,
+                     "loop_seconds": counter.loop_seconds,
                      # future experiences' classes are unknown to the model: their task-aware score means nothing
                      "task_il": [float(results[TASK_IL_KEY.format(j)]) if j <= i else 0.0 for j in range(len(test_stream))]}
             # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
@@ -198,6 +214,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "train_steps": sum(c["steps"] for c in counts),
         "steps_per_experience": [c["steps"] for c in counts],
         "train_seconds_per_experience": [c.get("train_seconds", 0.0) for c in counts],
+        "loop_seconds_per_experience": [c.get("loop_seconds", 0.0) for c in counts],
         **({"distributed": distributed_summary(strategy, checkpointed, state_attributes)}
            if distributed.active() else {}),
         "strategy": strategy,

@@ -29,6 +29,9 @@ def test_every_method_gets_the_one_budget_and_a_departure_is_labelled(tiny_npz, 
     naive, lwf = (json.loads(record_file(out, m).read_text()) for m in ("naive", "lwf"))
     assert naive["epochs_per_experience"] == [3, 2] and naive["budget"]["override"] is None
     assert naive["train_steps"] == 3 * 3 + 2 * 3  # 96 images per experience, batch 32
+    # the loops' seconds are part of each experience's training seconds, which also hold its set-up
+    loops, trained = naive["loop_seconds_per_experience"], naive["train_seconds_per_experience"]
+    assert len(loops) == 2 and all(0 < loop < t for loop, t in zip(loops, trained))
     assert lwf["epochs_per_experience"] == [3, 1] and lwf["budget"]["override"] == "1 epoch"
     table = (out / "results.md").read_text()
     assert "| lwf [1 epoch] |" in table and "| naive |" in table
