@@ -16,3 +16,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.split(":")[0] not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     return torch.device(name)
+
+
+def synchronize(device) -> None:
+    """Waits for the device's queued work, so that a clock read after it counts that work (CUDA)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -93,7 +93,10 @@ class FeatureMemory:
 
     def shift_means(self, classes: Tensor, shifts: Tensor) -> None:
         """μ_c ← μ_c + δ_c for each class in ``classes`` (its row of ``shifts``); directions unchanged."""
-        rows = (self.labels[None, :] == classes[:, None]).int().argmax(1)
+        match = self.labels[None, :] == classes.to(self.labels.device)[:, None]
+        if not match.any(1).all():
+            raise KeyError(f"classes {classes[~match.any(1)].tolist()} are not in the memory")
+        rows = match.int().argmax(1)
         self.means = self.means.index_add(0, rows, shifts.to(self.means.dtype))
 
 

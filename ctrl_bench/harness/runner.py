@@ -17,6 +17,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from .. import distributed, metrics
+from ..device import synchronize
 from .checkpoint import (CorruptCheckpoint, load_strategy_state, own_plugins, read_checkpoint, save_checkpoint,
                          set_rng_state, strategy_state)
 from .task_il import TASK_IL_KEY, TaskILAccuracy
@@ -97,12 +98,6 @@ class BudgetCounter(SupervisedPlugin, supports_distributed=True):
 
     def after_training_iteration(self, strategy, **kwargs):
         self.steps += 1
-
-
-def synchronize(device) -> None:
-    """Waits for the device's queued work, so that a clock read after it counts that work (CUDA)."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str):

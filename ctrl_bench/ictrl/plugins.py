@@ -59,9 +59,10 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         dataset = strategy.experience.dataset.eval()
         Z_new, y_new = strategy.features(dataset)
         if self.features_at_start is not None:
-            old = torch.tensor([c not in current for c in self.memory.classes], device=self.memory.labels.device)
+            labels = self.memory.labels
+            old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
             shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
-            self.memory.shift_means(self.memory.labels[old], shifts)
+            self.memory.shift_means(labels[old], shifts)
             self.features_at_start = None
         if self.config.review and len(self.memory):
             Z_old, y_old = self.memory.sample()
