@@ -12,24 +12,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
-from avalanche.core import SupervisedPlugin
-
-
-class EpochTimer(SupervisedPlugin):
-    """Seconds of each training epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds, self._start = [], None
-
-    def before_training_epoch(self, strategy, **kwargs):
-        self._start = time.perf_counter()
-
-    def after_training_epoch(self, strategy, **kwargs):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def main():
@@ -56,13 +40,12 @@ def main():
                            overrides={"backbone": backbone, "epochs": 1, "first_epochs": 1})
         settings = cell_settings(config, data, "ctrl", device)
         epochs = common_settings("paper", {"backbone": backbone}, data.family)["epochs"]
-        timer = EpochTimer()
         with tempfile.TemporaryDirectory() as out:
-            record = run_cell("ctrl", 0, scenario, settings, device, f"{out}/c.pt", None, progress=False,
-                              extra_plugins=[timer])
-        rest = [total - epoch for total, epoch in zip(record["experience_seconds"], timer.seconds)]
-        hours = sum(r + t * epochs for r, t in zip(rest, timer.seconds)) / 3600
-        print(f"| {backbone} | {', '.join(f'{t:.1f}' for t in timer.seconds)} | {sum(rest):.1f} | {epochs} | "
+            record = run_cell("ctrl", 0, scenario, settings, device, f"{out}/c.pt", None, progress=False)
+        loops = record["loop_seconds_per_experience"]  # one epoch per experience: its loop's seconds
+        rest = [total - epoch for total, epoch in zip(record["experience_seconds"], loops)]
+        hours = sum(r + t * epochs for r, t in zip(rest, loops)) / 3600
+        print(f"| {backbone} | {', '.join(f'{t:.1f}' for t in loops)} | {sum(rest):.1f} | {epochs} | "
               f"{hours:.2f} |", flush=True)
 
 
