@@ -51,11 +51,11 @@ def images_budget(ctx, strategy=None) -> str:
 
 def patterns_per_experience(ctx) -> int:
     """GEM / A-GEM keep a fixed number of images per experience: the budget split evenly."""
-    return max(1, ctx.mem_size // ctx.options.get("n_experiences", 5))
+    return max(1, ctx.mem_size // ctx.n_experiences)
 
 
 def episodic_budget(ctx, strategy=None) -> str:
-    return f"{patterns_per_experience(ctx) * ctx.options.get('n_experiences', 5)} images"
+    return f"{patterns_per_experience(ctx) * ctx.n_experiences} images"
 
 
 # ---------------------------------------------------------------- memory in one unit: floats

@@ -3,23 +3,39 @@ feature statistics. The encoder / decoder pair is ``--backbone`` (conv or crate)
 Every option is a field of ``ctrl_bench.ictrl.ICTRLConfig`` (``--option ctrl.NAME=VALUE``)."""
 
 from ctrl_bench.autoencoder import build_autoencoder
-from ctrl_bench.ictrl.config import CLASSIFIER_PROTOCOLS, DEFAULTS, FIELDS, PUBLISHED, option_help
+from ctrl_bench.ictrl.config import CLASSIFIER_PROTOCOLS, DEFAULTS, FIELDS, PUBLISHED, ICTRLConfig, option_help
+from ctrl_bench.ictrl.strategy import ICTRL
 
 from ._backbones import model_floats
 
 DECODES_MEMORY = True  # the harness scores its decoded memory with the replay judge
 DISTRIBUTED = True  # its loss is computed on the whole batch over the processes of a distributed run (--distributed)
+BACKBONES = ("conv", "crate")  # an encoder / decoder pair
+# --ctrl-NAME VALUE on the command line: --option ctrl.NAME=VALUE.
+CLI_FLAGS = {
+    "epochs": {"help": "epochs of the game per experience"},
+    "batch_size": {"help": "images per step of the game"},
+    "lr": {"help": "Adam learning rate of both players"},
+    "eps2": {"help": "ε² of the rate terms"},
+    "new_weight": {"help": "λ on ΔR(Z_new, Ẑ_new)"},
+    "gamma": {"help": "γ on the constraint ΔR(Z_old, Ẑ_old) (start of μ)"},
+    "constraint": {"help": "penalty or augmented_lagrangian"},
+    "classifier": {"help": "memory or paper (an oracle)"},
+    "init": {"help": "default or dcgan (the conv pair)"},
+    "review": {"help": "refresh old classes' statistics via f∘g", "switch": True},
+    "updates": {"help": "alternating: the encoder steps, then the decoder against the updated encoder (reference code; "
+                        "paper preset with --backbone conv); simultaneous: both from one forward",
+                "option": "alternate", "choices": {"alternating": True, "simultaneous": False}},
+}
 
 OPTIONS = {**{name: option_help(name) for name in FIELDS if name != "betas"},
            "init": "initialisation of the conv pair: default (PyTorch's) or dcgan (the reference code's N(0, 0.02)); "
                    "CRATE always uses PyTorch's (default: default; paper preset with --backbone conv: dcgan)"}
 
 # Where ctrl's settings depart from ICTRL's defaults, by preset and scenario family. The training
-# budget (epochs per experience, the first one's included) is every method's: harness/presets.py; so
-# ICTRL's own lengthening of a short first experience (min_first_steps) is off here, and the presets
-# give every method a first experience long enough for ctrl's decoder to learn to draw.
-COMMON = {"min_first_steps": 0}
-QUICK = {**COMMON, "batch_size": 256}
+# budget (epochs per experience, the first one's included) is every method's: harness/presets.py; the
+# presets give every method a first experience long enough for ctrl's decoder to learn to draw.
+QUICK = {"batch_size": 256}
 # The memory holds only what g can draw, and on CIFAR-10 g needs a longer first game to draw
 # (CIFAR-10 subset, seed 0: first experience 30 epochs → Last 0.262, 90 → 0.369; 3 seeds: 90 →
 # 0.361 ± 0.020, 150 → 0.363 ± 0.011); old classes' real features drift off their stored subspaces
@@ -31,7 +47,7 @@ QUICK = {**COMMON, "batch_size": 256}
 QUICK_CIFAR = {"classifier_noise": 0.03, "class_spread": False}
 # The published batch sizes (i-CTRL: 2048 / 1600, 360 / 480 prototypes per class, two encoder steps per
 # step on CIFAR-10; its 120 / 100 epochs are the paper preset's budget for every method).
-PAPER = {**COMMON, "batch_size": 2048, "n_prototypes": 360}
+PAPER = {"batch_size": 2048, "n_prototypes": 360}
 PAPER_CIFAR = {"batch_size": 1600, "n_prototypes": 480, "encoder_steps": 2}
 # --preset paper --backbone conv: the reference code's DCGAN pair and game (λ = 8 on CIFAR-10).
 PAPER_REFERENCE = {**PUBLISHED, "init": "dcgan"}
@@ -48,7 +64,7 @@ def preset(name: str, family: str, backbone: str) -> dict:
         if backbone == "conv":
             settings.update(PAPER_REFERENCE, **(PAPER_REFERENCE_CIFAR if cifar else {}))
         return settings
-    return dict(COMMON)
+    return {}
 
 
 def resolve_options(options: dict) -> dict:
@@ -58,8 +74,6 @@ def resolve_options(options: dict) -> dict:
 
 def check_options(options: dict) -> None:
     """The values ICTRLConfig refuses, before anything runs."""
-    from ctrl_bench.ictrl.config import ICTRLConfig
-
     fields = {k: v for k, v in options.items() if k in FIELDS}
     try:
         ICTRLConfig(**fields)
@@ -70,13 +84,11 @@ def check_options(options: dict) -> None:
 
 
 def build(ctx):
-    from ctrl_bench.ictrl.strategy import ICTRL
-
-    if ctx.backbone not in ("conv", "crate"):
-        raise ValueError(f"ctrl needs an autoencoder backbone: conv or crate, not {ctx.backbone!r}")
+    if ctx.backbone not in BACKBONES:
+        raise ValueError(f"ctrl needs an autoencoder backbone: {' or '.join(BACKBONES)}, not {ctx.backbone!r}")
     init = ctx.options.get("init", "default") if ctx.backbone == "conv" else "default"
     encoder, decoder = build_autoencoder(ctx.backbone, ctx.image_shape, ctx.feature_dim, ctx.size, init=init)
-    options = {k: v for k, v in ctx.options.items() if k in FIELDS and k != "first_epochs"}  # the budget is the runner's
+    options = {k: v for k, v in ctx.options.items() if k in FIELDS}
     return ICTRL(encoder=encoder, decoder=decoder, num_classes=ctx.n_classes, **ctx.template_kwargs(), **options)
 
 

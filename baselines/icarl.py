@@ -2,6 +2,9 @@
 
 from avalanche.training import ICaRL
 from avalanche.training.losses import ICaRLLossPlugin
+# Private, but only read: the public ICaRL strategy (built below) creates this plugin inside its
+# __init__ and keeps the herded exemplars (x_memory) there, with no public attribute or accessor on the
+# strategy; memory_floats finds the plugin by this class to count them (Avalanche 0.6.0).
 from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
 

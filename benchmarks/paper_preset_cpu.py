@@ -17,7 +17,7 @@ import torch
 
 
 def main():
-    from ctrl_bench.harness.bench import cell_settings
+    from ctrl_bench.harness.cells import cell_settings
     from ctrl_bench.harness.config import RunConfig
     from ctrl_bench.harness.presets import common_settings
     from ctrl_bench.harness.runner import run_cell

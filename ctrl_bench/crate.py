@@ -116,7 +116,8 @@ class CrateEncoder(nn.Module):
     patch is, and the feature's rank is not capped by the token width d), "mean" (mean token) or
     "cls" (a class token, as ViT). ``position``: fixed 2-D "sincos" or "learned" embeddings.
     On the MNIST subset a flatten readout with sin-cos positions lifts an MCR²-trained tiny encoder's
-    nearest-subspace accuracy from 0.56–0.66 (cls) and 0.79 (mean) to 0.93 (README, design notes)."""
+    nearest-subspace accuracy from 0.56–0.66 (cls) and 0.79 (mean) to 0.93 (docs/ictrl.md, "How i-CTRL
+    keeps its old classes: the retention options", cause 1)."""
 
     def __init__(self, image_shape, feature_dim: int, dim: int, depth: int, heads: int, patch: int,
                  pool: str = "flatten", position: str = "sincos"):

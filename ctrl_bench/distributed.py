@@ -65,7 +65,7 @@ def world_size() -> int:
 def gather(t: Tensor) -> Tensor:
     """The rows of every process's ``t``, rank by rank, with gradient to each process's own rows
     (``torch.distributed.nn.functional.all_gather``); every process passes the same shape."""
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed.nn.functional import all_gather  # only where torch was built with distributed support
 
     if not active():
         return t

@@ -13,9 +13,11 @@ class FeatureMemory:
     """For every learned class c: mean μ_c (d), top-r principal directions U_c (r × d), their
     variances σ²_c (r) and the mean variance off them, σ²_res,c (1). Prototypes are drawn from
     N(μ_c, U_cᵀ diag(σ²_c) U_c) and mapped back to the unit sphere. Size: K · (d + r·d + r + 1) floats.
+    r = ``n_directions``, and ``n_prototypes`` per class are drawn by :meth:`sample`; both are required
+    (i-CTRL's defaults live in ``ICTRLConfig``).
     """
 
-    def __init__(self, n_directions: int = 12, n_prototypes: int = 360):
+    def __init__(self, n_directions: int, n_prototypes: int):
         if n_directions < 1 or n_prototypes < 1:
             raise ValueError("n_directions and n_prototypes must be positive")
         self.n_directions, self.n_prototypes = n_directions, n_prototypes

@@ -6,10 +6,10 @@ torchvision splits (``split_mnist``, ``split_fmnist``, ``split_cifar10``, ``spli
 ``split_tinyimagenet`` (through Avalanche) and ``npz:PATH``.
 """
 
-from .labels import LabelError
+from .labels import LabelError, ScenarioError
 from .registry import (SCENARIOS, DataMissingError, Scenario, ScenarioData, build_scenario, load_data, make_scenario,
                        scenario_label, scenario_names)
 from . import packaged, tinyimagenet, torchvision_splits  # noqa: F401  (register the named scenarios)
 
-__all__ = ["SCENARIOS", "DataMissingError", "LabelError", "Scenario", "ScenarioData", "build_scenario", "load_data",
+__all__ = ["SCENARIOS", "DataMissingError", "LabelError", "Scenario", "ScenarioData", "ScenarioError", "build_scenario", "load_data",
            "make_scenario", "scenario_label", "scenario_names"]

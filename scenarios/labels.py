@@ -10,7 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 
-class LabelError(ValueError):
+class ScenarioError(ValueError):
+    """A scenario that cannot be built: an unknown name, a bad split, labels or file (the CLI says why)."""
+
+
+class LabelError(ScenarioError):
     """The labels of a data set cannot make a class-incremental benchmark."""
 
 

@@ -12,10 +12,12 @@ import zlib
 
 import numpy as np
 
+from .labels import ScenarioError
+
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
-class MalformedNpzError(ValueError):
+class MalformedNpzError(ScenarioError):
     pass
 
 

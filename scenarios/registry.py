@@ -8,9 +8,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+from avalanche.benchmarks import nc_benchmark
 from torch.utils.data import TensorDataset
 
-from .labels import check_class_order, check_labels
+from . import synthetic
+from .labels import ScenarioError, check_class_order, check_labels
+from .npz import load_npz, npz_family
 
 # (data_root, download, with_test) → x_train, y_train, x_test, y_test (uint8 HW / HWC); the test arrays are
 # None when with_test is False (a validation run never reads them)
@@ -103,13 +106,13 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 
     """Hold out round(fraction · n_c) images of every class c (at least 1, and at least 1 left to
     train on), drawn with ``seed``: (x_train, y_train, x_val, y_val), each in the original order."""
     if not 0 < fraction < 1:
-        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
+        raise ScenarioError(f"the validation fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     held = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         if len(members) < 2:
-            raise ValueError(f"class {int(c)} has {len(members)} training image; a validation split needs at least 2")
+            raise ScenarioError(f"class {int(c)} has {len(members)} training image; a validation split needs at least 2")
         n = min(max(1, round(fraction * len(members))), len(members) - 1)
         held[rng.choice(members, n, replace=False)] = True
     return x[~held], y[~held], x[held], y[held]
@@ -130,15 +133,13 @@ def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles,
     """(loader, supported experiences, data files, family); an npz file's family is its ``family``
     array or inferred from its images (None here)."""
     if name.startswith("npz:"):
-        from .npz import load_npz
         path = name[4:]
         return (lambda root, download, with_test: load_npz(path, with_test)), None, (lambda root: [path]), None
     if name.startswith("synthetic:"):
-        from . import synthetic
         synthetic.parse(name)
         return (lambda root, download, with_test: synthetic.load(name)), None, (lambda root: [synthetic.__file__]), synthetic.FAMILY
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
+        raise ScenarioError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[name]
     return spec.load, spec.experiences, spec.files, spec.family
 
@@ -152,7 +153,7 @@ def check_scenario(name: str, n_experiences: int | None) -> None:
     """Validate a scenario name and number of experiences without loading any data."""
     _resolve(name)
     if n_experiences is not None and n_experiences < 1:
-        raise ValueError(f"--n-experiences must be at least 1, got {n_experiences}")
+        raise ScenarioError(f"--n-experiences must be at least 1, got {n_experiences}")
 
 
 def load_data(name: str, n_experiences: int | None = None, class_order=None, data_root: str = "./data",
@@ -170,7 +171,6 @@ def load_data(name: str, n_experiences: int | None = None, class_order=None, dat
     if validation is not None:
         arrays = split_validation(arrays[0], arrays[1], validation)
     if family is None:
-        from .npz import npz_family
         family = npz_family(name[4:]) or infer_family(arrays[0])
     n_experiences = n_experiences or default_experiences(name)
     n_classes = check_labels(name[4:] if name.startswith("npz:") else name, arrays[1], arrays[3], n_experiences,
@@ -185,8 +185,6 @@ def load_data(name: str, n_experiences: int | None = None, class_order=None, dat
 def make_scenario(data: ScenarioData, seed: int = 0, class_order=None) -> Scenario:
     """Split checked data into ``data.n_experiences`` experiences of equally many classes, in the
     order ``seed`` draws unless ``class_order`` fixes it."""
-    from avalanche.benchmarks import nc_benchmark
-
     x_train, y_train, x_test, y_test = data.arrays
     train, test = to_dataset(x_train, y_train), to_dataset(x_test, y_test)
     benchmark = nc_benchmark(train, test, n_experiences=data.n_experiences, task_labels=False, seed=seed,

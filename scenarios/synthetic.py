@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import ScenarioError
+
 SIZE = 28
 STROKES = 4
 FAMILY = "strokes"  # grey images like MNIST; the presets give its first experience a longer budget
@@ -43,15 +45,15 @@ def make_strokes(n_classes: int, per_class: int, seed: int) -> tuple[np.ndarray,
 
 
 def parse(name: str) -> tuple[int, int, int]:
-    """"synthetic:40" → (40, 100, 20); "synthetic:40:200:50" → (40, 200, 50); ValueError otherwise."""
+    """"synthetic:40" → (40, 100, 20); "synthetic:40:200:50" → (40, 200, 50); ScenarioError otherwise."""
     parts = name.split(":")[1:]
     try:
         numbers = [int(p) for p in parts]
     except ValueError:
         numbers = []
     if not 1 <= len(numbers) <= 3 or min(numbers) < 1 or numbers[0] < 2:
-        raise ValueError(f"{name!r}: expected synthetic:CLASSES[:TRAIN:TEST] with at least 2 classes, "
-                         "e.g. synthetic:40 or synthetic:40:100:20")
+        raise ScenarioError(f"{name!r}: expected synthetic:CLASSES[:TRAIN:TEST] with at least 2 classes, "
+                            "e.g. synthetic:40 or synthetic:40:100:20")
     classes, train, test = (numbers + [100, 20][len(numbers) - 1:])[:3]
     return classes, train, test
 

@@ -28,7 +28,7 @@ def files(root: str) -> list[str]:
 
 @register_scenario("split_tinyimagenet", experiences=(10, 20), files=files, family="tinyimagenet")
 def split_tinyimagenet(root: str, download: bool, with_test: bool):
-    from avalanche.benchmarks.datasets import TinyImagenet
+    from avalanche.benchmarks.datasets import TinyImagenet  # its downloader and folders: only when this scenario loads
 
     where = os.path.join(os.path.abspath(root), FOLDER)
     try:

@@ -1,6 +1,7 @@
 """The benchmark harness: a typed run configuration (:mod:`.config`), presets (:mod:`.presets`),
-the cells of a command run one after another or on Ray (:mod:`.bench`, :mod:`.grid`), each cell
-resumable (:mod:`.runner`, :mod:`.checkpoint`), records and their reuse (:mod:`.records`), the
+the checks before a command (:mod:`.bench`), the one loop that runs its cells one after another,
+over torchrun's processes or on Ray (:mod:`.cells`, :mod:`.grid`), each cell resumable
+(:mod:`.runner`, :mod:`.checkpoint`), records and their reuse (:mod:`.records`), the
 results tables and figures (:mod:`.results`, :mod:`.plots`) and the command line (:mod:`.cli`)::
 
     from ctrl_bench.harness import RunConfig, run

@@ -5,65 +5,22 @@ checkpoint falls back to the one before. Avalanche's own checkpointing fails on 
 
 from __future__ import annotations
 
+import io
 import os
 import random
-import tempfile
 
 import numpy as np
 import torch
 from avalanche.training.plugins import EvaluationPlugin
 
+from .atomic import atomic_write_bytes
 from .state import StateError, attributes, restore, restore_attributes, to_plain
 
 FORMAT = "ctrl-bench checkpoint 2"
-TMP_PREFIX = ".tmp-"
 
 
 class CorruptCheckpoint(ValueError):
     """A file that is not a checkpoint this strategy can resume from; the message says why."""
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_set(texts: dict[str, str]) -> None:
-    """Several files written as one set: every one is complete on disk before the first replaces its
-    old version, so that a kill can fall only between the renames (microseconds), never leave one half
-    written, and the next command rewrites them all."""
-    staged = []
-    try:
-        for path, text in texts.items():
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode())
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def rng_state() -> dict:
@@ -126,26 +83,10 @@ def strategy_state(strategy, plugins: list, attributes_=()) -> dict | None:
 def save_checkpoint(path: str, rows: list, seconds: list, counts: list, state: dict | None) -> None:
     """The latest checkpoint at ``path``; the one it replaces stays as ``<path>.prev``. ``counts``: per
     finished experience, the epochs and steps it trained and its row of task-aware accuracies."""
-    import io
-
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "rows": rows, "experience_seconds": seconds, "per_experience": counts, "rng": rng_state(),
                 "state": state}, buffer)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(path):
-            os.replace(path, path + ".prev")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, buffer.getvalue(), keep_previous=True)
 
 
 def read_checkpoint(path: str, n_experiences: int) -> dict:

@@ -13,17 +13,30 @@ finished experience. On one machine, the same seed and --threads give bit-identi
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import shlex
 import sys
-import warnings
 
-from .config import DEFAULT_METHODS, DEFAULT_SCENARIOS, REUSE_POLICIES, ConfigError, GridConfig, RunConfig
+import torch
 
-EXAMPLE = """examples:
+from baselines import COMMON_OPTIONS, MethodError, declared, method_names, method_options, parse_option
+from ctrl_bench.rate import NonFiniteRateError
+from scenarios import scenario_names
+
+from . import grid
+from .atomic import WriteError
+from .bench import DataError, run
+from .cells import silence_warnings
+from .config import REUSE_POLICIES, ConfigError, GridConfig, RunConfig
+from .lock import OutInUse
+from .presets import preset_names
+
+DEFAULTS = RunConfig()
+EXAMPLE = f"""examples:
   ctrl-bench                                            # the quick comparison on the MNIST subset that ships
-  ctrl-bench --scenario npz:../shared/data/cifar10-subset.npz --methods ctrl lwf icarl --seeds 0 1 2
+  ctrl-bench --scenario split_cifar10 --methods {' '.join(DEFAULTS.methods)} --seeds 0 1 2   # downloads CIFAR-10
   ctrl-bench --scenario split_cifar10 --n-experiences 10 --preset paper --device cuda
   ctrl-bench --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
   ctrl-bench --seeds 0 1 2 --workers 2 --cpus-per-cell 1   # 2 cells at once on Ray (pip install -e ".[ray]")
@@ -32,12 +45,8 @@ EXAMPLE = """examples:
 """
 
 MAX_SEED = 2**32 - 1  # numpy's and Avalanche's seeds are 32-bit
-# Flags that set an option of ctrl: --ctrl-NAME VALUE is --option ctrl.NAME=VALUE.
-CTRL_ALIASES = {"epochs": "epochs of the game per experience", "batch_size": "images per step of the game",
-                "lr": "Adam learning rate of both players", "eps2": "ε² of the rate terms",
-                "new_weight": "λ on ΔR(Z_new, Ẑ_new)", "gamma": "γ on the constraint ΔR(Z_old, Ẑ_old) (start of μ)",
-                "constraint": "penalty or augmented_lagrangian", "classifier": "memory or paper (an oracle)",
-                "init": "default or dcgan (the conv pair)"}
+# A write that fails for one of these reasons ends the command with one line naming the file.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -65,25 +74,18 @@ positive_int, positive_float, non_negative = bounded(int, 1), bounded(float, 0, 
 
 
 def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
-    import torch
-
-    from baselines import method_names
-    from scenarios import scenario_names
-
-    from . import grid
-    from .presets import preset_names
-
     p = OneLineErrorParser(prog=prog, description=__doc__, epilog=method_options_help() + EXAMPLE,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", nargs="+", default=list(DEFAULT_SCENARIOS), metavar="NAME",
-                   help=f"one or more of: {', '.join(scenario_names())} (default: {' '.join(DEFAULT_SCENARIOS)}, "
+    p.add_argument("--scenario", nargs="+", default=list(DEFAULTS.scenarios), metavar="NAME",
+                   help=f"one or more of: {', '.join(scenario_names())} (default: {' '.join(DEFAULTS.scenarios)}, "
                         "which ships with ctrl-bench)")
-    p.add_argument("--n-experiences", type=positive_int, default=None, metavar="N",
+    p.add_argument("--n-experiences", type=positive_int, default=DEFAULTS.n_experiences, metavar="N",
                    help="experiences per scenario; must divide the number of classes (default: 5; CIFAR-100: 10)")
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
-                   help=f"any of: {', '.join(method_names())} (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--seeds", nargs="+", type=bounded(int, 0, high=MAX_SEED), default=[0], metavar="SEED",
-                   help=f"seeds in 0..{MAX_SEED}; each also fixes the class order (default: 0)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULTS.methods), metavar="METHOD",
+                   help=f"any of: {', '.join(method_names())} (default: {' '.join(DEFAULTS.methods)})")
+    p.add_argument("--seeds", nargs="+", type=bounded(int, 0, high=MAX_SEED), default=list(DEFAULTS.seeds),
+                   metavar="SEED", help=f"seeds in 0..{MAX_SEED}; each also fixes the class order (default: "
+                                        f"{' '.join(map(str, DEFAULTS.seeds))})")
     p.add_argument("--class-order", nargs="+", type=int, default=None, metavar="CLASS",
                    help="fixed class order (a permutation of 0..K-1) instead of the seed's")
     p.add_argument("--first-experience-classes", type=positive_int, metavar="N",
@@ -92,32 +94,37 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     p.add_argument("--validation", type=bounded(float, 0, inclusive=False, high=0.5), metavar="F",
                    help="hold out a fraction F of every class's training images (seeded, the same for every run) "
                         "and evaluate on them; the test images are never read (choose settings this way)")
-    p.add_argument("--preset", default="quick",
-                   help=f"one of: {', '.join(preset_names())} (default: quick): quick = minutes per method on a CPU, "
-                        "paper = the published training lengths, for a GPU (with --backbone conv: the reference's "
-                        "DCGAN pair and game)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: auto)")
+    p.add_argument("--preset", default=DEFAULTS.preset,
+                   help=f"one of: {', '.join(preset_names())} (default: {DEFAULTS.preset}): quick = minutes per method "
+                        "on a CPU, paper = the published training lengths, for a GPU (with --backbone conv: the "
+                        "reference's DCGAN pair and game)")
+    p.add_argument("--device", default=DEFAULTS.device,
+                   help=f"auto (CUDA when present), cpu or cuda (default: {DEFAULTS.device})")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads; part of a run's settings, since the count changes CPU numbers "
                         f"(default: torch's current count, here {torch.get_num_threads()}; on Ray: int(--cpus-per-cell))")
     p.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="a method's own setting (repeatable; listed below), e.g. pass.rotation=false")
-    p.add_argument("--out", default="runs", help="output folder (default: runs/)")
-    p.add_argument("--reuse", choices=REUSE_POLICIES, default="valid",
+    p.add_argument("--out", default=DEFAULTS.out, help=f"output folder (default: {DEFAULTS.out}/)")
+    p.add_argument("--reuse", choices=REUSE_POLICIES, default=DEFAULTS.reuse,
                    help="finished runs under --out: valid = reuse a record (and resume a checkpoint) only while "
                         "its settings, data, code and device match, else run again and say why; never = run "
                         "everything again from the start; always = reuse any record of the same scenario, method "
-                        "and seed (default: valid)")
+                        f"and seed (default: {DEFAULTS.reuse})")
     p.add_argument("--wait", action="store_true",
                    help="when another command is using --out, wait for it to finish (default: say which command "
                         "holds it and exit 1)")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each run's last checkpoint once its record is written (default: delete it)")
-    p.add_argument("--data-root", default="./data", help="where torchvision data sets live (default: ./data)")
+    p.add_argument("--data-root", default=DEFAULTS.data_root,
+                   help=f"where torchvision data sets live (default: {DEFAULTS.data_root})")
     p.add_argument("--no-download", action="store_true", help="never download; fail with the list of missing files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    restricted = "; ".join(f"{m}: {' or '.join(declared(m, 'BACKBONES'))}" for m in method_names()
+                           if tuple(declared(m, "BACKBONES")) != ("conv", "crate", "mlp"))
     g = p.add_argument_group("overrides of the preset (every method that does not set its own)")
-    g.add_argument("--backbone", choices=["conv", "crate", "mlp"], help="network family (ctrl: conv or crate)")
+    g.add_argument("--backbone", choices=["conv", "crate", "mlp"],
+                   help="network family" + (f" ({restricted})" if restricted else ""))
     g.add_argument("--size", choices=["tiny", "small", "base"], help="network size preset")
     g.add_argument("--feature-dim", type=positive_int, help="feature dimension d of encoder and classifiers")
     g.add_argument("--epochs", type=positive_int, help="epochs per experience, for every method (the budget)")
@@ -131,17 +138,23 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     g.add_argument("--memory-floats", type=positive_int, nargs="+", metavar="N",
                    help="give each rehearsal method the images that fit in N floats (⌊N / (C·H·W)⌋), one run per value, "
                         "e.g. the floats i-CTRL keeps")
-    c = p.add_argument_group("ctrl / i-CTRL: each --ctrl-NAME VALUE is --option ctrl.NAME=VALUE")
-    for name, text in CTRL_ALIASES.items():
-        c.add_argument(f"--ctrl-{name.replace('_', '-')}", metavar="VALUE", help=text)
-    c.add_argument("--ctrl-review", action="store_true", help="refresh old classes' statistics via f∘g")
-    c.add_argument("--ctrl-updates", choices=["alternating", "simultaneous"],
-                   help="alternating: the encoder steps, then the decoder against the updated encoder (reference "
-                        "code; paper preset with --backbone conv); simultaneous: both from one forward")
+    for method in method_names():
+        flags = declared(method, "CLI_FLAGS")
+        if flags:
+            group = p.add_argument_group(f"{method}: each --{method}-NAME VALUE is --option {method}.NAME=VALUE")
+            for name, spec in flags.items():
+                flag, dest = f"--{method}-{name.replace('_', '-')}", alias_dest(method, name)
+                if "switch" in spec:
+                    group.add_argument(flag, dest=dest, action="store_const", const=spec["switch"], help=spec["help"])
+                else:
+                    choices = list(spec["choices"]) if "choices" in spec else None
+                    group.add_argument(flag, dest=dest, choices=choices, metavar=None if choices else "VALUE",
+                                       help=spec["help"])
+    spread = [m for m in method_names() if declared(m, "DISTRIBUTED")]
     p.add_argument("--distributed", action="store_true",
                    help="run each cell over the processes torchrun starts (torchrun --nproc_per_node N -m ctrl_bench "
                         "… --distributed): every batch split over them, the rate terms on the whole batch; NCCL on "
-                        "GPUs, gloo on CPU; ctrl only")
+                        f"GPUs, gloo on CPU; methods that declare it: {', '.join(spread) or 'none'}")
     r = p.add_argument_group(f"the grid on Ray: cells (scenario, method, seed) in parallel ({grid.INSTALL})")
     r.add_argument("--workers", type=positive_int, metavar="N",
                    help="run up to N cells at once on this machine, through a local Ray instance the run starts and "
@@ -156,8 +169,11 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     return p
 
 
+def alias_dest(method: str, name: str) -> str:
+    return f"alias__{method}__{name}"
+
+
 def method_options_help() -> str:
-    from baselines import COMMON_OPTIONS, method_names, method_options
     lines = [f"  {m}.{name}: {text}" for m in method_names() for name, text in sorted(method_options(m).items())]
     common = [f"  METHOD.{name}: {text} (any method; a method's preset may set it too)"
               for name, text in COMMON_OPTIONS.items()]
@@ -165,60 +181,52 @@ def method_options_help() -> str:
 
 
 def parse_method_options(texts: list[str], methods: list[str]) -> dict[str, dict]:
-    """--option values by method; ValueError for a malformed one, an unknown name or a method not run."""
-    from baselines import parse_option
+    """--option values by method; MethodError for a malformed one, an unknown name or a method not run."""
     options: dict[str, dict] = {}
     for text in texts:
         method, name, value = parse_option(text)
         if method not in methods:
-            raise ValueError(f"--option {text!r}: {method} is not among --methods")
+            raise MethodError(f"--option {text!r}: {method} is not among --methods")
         options.setdefault(method, {})[name] = value
     return options
 
 
-def ctrl_alias_options(args) -> list[str]:
-    """The --ctrl-NAME flags as --option ctrl.NAME=VALUE texts."""
-    texts = [f"ctrl.{name}={getattr(args, 'ctrl_' + name)}" for name in CTRL_ALIASES
-             if getattr(args, "ctrl_" + name) is not None]
-    if args.ctrl_review:
-        texts.append("ctrl.review=true")
-    if args.ctrl_updates is not None:
-        texts.append(f"ctrl.alternate={'true' if args.ctrl_updates == 'alternating' else 'false'}")
+def alias_options(args) -> list[str]:
+    """The --METHOD-NAME flags that methods declare (``CLI_FLAGS``) as --option METHOD.NAME=VALUE texts."""
+    texts = []
+    for method in method_names():
+        for name, spec in declared(method, "CLI_FLAGS").items():
+            value = getattr(args, alias_dest(method, name))
+            if value is None:
+                continue
+            if "choices" in spec:
+                value = spec["choices"][value]
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            texts.append(f"{method}.{spec.get('option', name)}={text}")
     return texts
 
 
-def resolve_threads(args, default: int) -> tuple[int, GridConfig | None]:
-    """The torch thread count of every cell, and the grid (None without --workers / --ray-address):
-    a grid cell runs int(CPUs per cell) threads, at least 1, which is then its --threads; without
-    --cpus-per-cell a cell gets --threads CPUs, or 1. ValueError for flags that disagree or need a grid."""
+def to_run_config(args, command: str) -> RunConfig:
+    """The typed configuration of the parsed command line; MethodError for an option that cannot be
+    read, ConfigError for flags that need others."""
     if args.workers is None and args.ray_address is None:
+        grid_config = None
         for flag in ("cpus_per_cell", "gpus_per_cell"):
             if getattr(args, flag) is not None:
-                raise ValueError(f"--{flag.replace('_', '-')} needs --workers or --ray-address")
-        return args.threads or default, None
-    cpus = args.cpus_per_cell if args.cpus_per_cell is not None else float(args.threads or 1)
-    threads = max(1, int(cpus))
-    if args.threads is not None and args.threads != threads:
-        raise ValueError(f"--threads {args.threads} disagrees with --cpus-per-cell {cpus:g}: a cell "
-                         f"runs int(CPUs per cell) = {threads} torch threads; give one of the two")
-    return threads, GridConfig(args.workers, args.ray_address, cpus, args.gpus_per_cell)
-
-
-def to_run_config(args, command: str) -> RunConfig:
-    """The typed configuration of the parsed command line; ValueError for values that cannot go together."""
-    import torch
-
-    threads, grid = resolve_threads(args, torch.get_num_threads())
-    method_options = parse_method_options(args.option + ctrl_alias_options(args), args.methods)
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --workers or --ray-address")
+    else:
+        grid_config = GridConfig(args.workers, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
+    method_options = parse_method_options(args.option + alias_options(args), args.methods)
     overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim, "epochs": args.epochs,
                  "first_epochs": args.first_epochs, "batch_size": args.batch_size, "lr": args.lr}
     return RunConfig(
         scenarios=tuple(args.scenario), methods=tuple(args.methods), seeds=tuple(args.seeds), preset=args.preset,
         n_experiences=args.n_experiences, class_order=None if args.class_order is None else tuple(args.class_order),
-        validation=args.validation, first_experience_classes=args.first_experience_classes, mem_sizes=tuple(args.mem_size or ()), memory_floats=tuple(args.memory_floats or ()),
-        device=args.device, threads=threads, overrides={k: v for k, v in overrides.items() if v is not None},
+        validation=args.validation, first_experience_classes=args.first_experience_classes,
+        mem_sizes=tuple(args.mem_size or ()), memory_floats=tuple(args.memory_floats or ()),
+        device=args.device, threads=args.threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
-        data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid,
+        data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid_config,
         wait=args.wait, distributed=args.distributed, command=command,
     )
 
@@ -230,36 +238,33 @@ def fail(message: str, code: int = 2):
 
 def main(argv=None, prog: str = "ctrl-bench") -> int:
     """The command line: parse, run, print the summary; one line on stderr and exit 2 for bad
-    arguments, 1 for bad data or a failed run, 130 on Ctrl-C."""
-    # Avalanche's deprecation decorator turns warnings back on for every call; keep the console readable.
-    warnings.filterwarnings("ignore")
-    warnings.showwarning = lambda *args, **kwargs: None
+    arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C."""
+    silence_warnings()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
     if args.distributed and int(os.environ.get("RANK", "0")) > 0:
         sys.stdout = open(os.devnull, "w")  # one process speaks: rank 0
     try:
-        config = to_run_config(args, command=" ".join([prog, shlex.join(argv)]))
-    except ValueError as err:
-        fail(str(err))
-    from ctrl_bench.rate import NonFiniteRateError
-
-    from . import grid
-    from .bench import DataError, run
-    from .lock import OutInUse
-    try:
-        outcome = run(config)
-    except ConfigError as err:
+        outcome = run(to_run_config(args, command=" ".join([prog, shlex.join(argv)])))
+    except (ConfigError, MethodError) as err:
         fail(str(err))
     except (DataError, NonFiniteRateError, grid.GridUnavailable, OutInUse) as err:  # bad data, a NaN, no Ray, a busy --out
         fail(str(err), code=1)
+    except WriteError as err:
+        fail(f"{err.strerror}; the records finished before it are kept: free the space or fix the folder's "
+             "permissions, and rerun the same command to go on", code=1)
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS or err.filename is None:
+            raise
+        fail(f"cannot write {err.filename}: {err.strerror}; the records finished before it are kept: free the "
+             "space or fix the folder's permissions, and rerun the same command to go on", code=1)
     except KeyboardInterrupt as err:  # a BenchInterrupted says what finished; anything earlier wrote nothing
         print(f"\n{err}" if str(err) else "\ninterrupted before any run started; nothing was written",
               file=sys.stderr)
         return 130
     print(outcome.summary)
-    print(f"results written to {os.path.abspath(config.out)}/results.{{json,csv,md}}; "
-          f"TensorBoard: tensorboard --logdir {os.path.join(config.out, 'tensorboard')}")
+    print(f"results written to {os.path.abspath(args.out)}/results.{{json,csv,md}}; "
+          f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'tensorboard')}")
     if outcome.failed:
         print(f"error: {len(outcome.failed)} of {outcome.total} runs failed (listed above and in results.md); "
               "rerun the same command to run them again", file=sys.stderr)

@@ -28,7 +28,7 @@ class GridConfig:
 
     workers: int | None = None
     ray_address: str | None = None
-    cpus_per_cell: float = 1.0
+    cpus_per_cell: float | None = None  # None: the run's threads, or 1
     gpus_per_cell: float | None = None  # None: 1 on CUDA, else 0
 
 
@@ -61,7 +61,7 @@ class RunConfig:
     progress: bool = True
     grid: GridConfig | None = None
     wait: bool = False  # another command holds --out: wait for it (else OutInUse)
-    distributed: bool = False  # one run over the processes torchrun started (ctrl only)
+    distributed: bool = False  # one run over the processes torchrun started (methods that declare DISTRIBUTED)
     command: str = ""  # the command line, for provenance
 
     def check(self) -> None:

@@ -3,7 +3,7 @@ instance that the run starts and stops) or on an existing cluster (``--ray-addre
 
 A *cell* is one (scenario, method, seed): one record, one checkpoint, one TensorBoard run. The
 driver (this process) decides which cells to run exactly as the sequential path does
-(:class:`.bench.Bench`), ships each one to a Ray task with ``--cpus-per-cell`` CPUs and
+(:class:`.cells.Bench`), ships each one to a Ray task with ``--cpus-per-cell`` CPUs and
 ``--gpus-per-cell`` GPUs, saves the record it returns and rewrites the results files after every
 finished cell. A cell runs ``int(cpus)`` torch threads (at least 1) and is seeded by its seed, so it
 gives the numbers of a sequential run with that ``--threads`` on any worker. A cell that fails (an
@@ -18,13 +18,21 @@ Ray is optional (``pip install -e ".[ray]"``); this module imports it only when 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
-import warnings
+
+import torch
+from tqdm.auto import tqdm
+
+from . import provenance
+from .cells import Bench, BenchInterrupted, CellPlan, execute, silence_warnings
+from .config import ConfigError, GridConfig
 
 INSTALL = 'pip install -e ".[ray]"'
 POLL_SECONDS = 1.0  # how often the driver looks at its cells (progress bar, Ctrl-C) while none finishes
@@ -34,69 +42,52 @@ class GridUnavailable(RuntimeError):
     """Ray could not be started or reached, or the cluster cannot hold a cell."""
 
 
-def check(grid, device) -> None:
+def check(grid: GridConfig, device: torch.device) -> None:
     """Ray installed, and GPUs per cell that fit the device (``grid``: a resolved
-    :class:`~.config.GridConfig`). ValueError says what is wrong."""
+    :class:`~.config.GridConfig`). ConfigError says what is wrong."""
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  (Ray is an optional extra: only a grid imports it)
     except ImportError:
         flag = "--workers" if grid.ray_address is None else "--ray-address"
-        raise ValueError(f"{flag} needs Ray, which is not installed: {INSTALL}") from None
+        raise ConfigError(f"{flag} needs Ray, which is not installed: {INSTALL}") from None
     if device.type == "cuda" and grid.gpus_per_cell == 0:
-        raise ValueError("--gpus-per-cell 0 with a CUDA device: Ray hides the GPUs from a task that asks for none; "
-                         "give a share, e.g. --gpus-per-cell 0.25, or --device cpu")
+        raise ConfigError("--gpus-per-cell 0 with a CUDA device: Ray hides the GPUs from a task that asks for none; "
+                          "give a share, e.g. --gpus-per-cell 0.25, or --device cpu")
     if device.type != "cuda" and grid.gpus_per_cell > 0:
-        raise ValueError(f"--gpus-per-cell {grid.gpus_per_cell:g} with device {device.type}: use --device cuda "
-                         "(or auto on a machine with a GPU), or leave --gpus-per-cell out")
+        raise ConfigError(f"--gpus-per-cell {grid.gpus_per_cell:g} with device {device.type}: use --device cuda "
+                          "(or auto on a machine with a GPU), or leave --gpus-per-cell out")
 
 
-def work_cell(method: str, seed: int, data, class_order, settings: dict, device, checkpoint: str,
-              tensorboard_dir: str, expect: dict, judge=None) -> dict:
-    """One cell, in a Ray worker: the same steps as a sequential run of it, with ``settings["threads"]``
-    torch threads and no progress bars. Returns its record (without reuse key and provenance, which
-    the driver adds) and the thread count it ran with."""
-    import torch
-
-    from scenarios import make_scenario
-
-    from . import provenance
-    from .replay_judge import ReplayJudgePlugin
-    from .runner import run_cell
-
-    warnings.filterwarnings("ignore")
-    warnings.showwarning = lambda *args, **kwargs: None
-    torch.set_num_threads(settings["threads"])
-    found = {"code": provenance.code_version(method), "device": provenance.device_name(device)}
+def work_cell(plan: CellPlan, data, class_order, device, tensorboard_dir: str, expect: dict, judge=None) -> dict:
+    """One cell, in a Ray worker: :func:`~.cells.execute` with ``plan.settings["threads"]`` torch
+    threads and no progress bars, after checking that this worker has the driver's code and kind of
+    device. Returns its record and the thread count it ran with."""
+    silence_warnings()
+    torch.set_num_threads(plan.settings["threads"])
+    found = {"code": provenance.code_version(plan.cell.method), "device": provenance.device_name(device)}
     for what, value in found.items():
         if value != expect[what]:  # both are part of the reuse key the driver gave this cell
             raise RuntimeError(f"this worker's {what} ({value}) is not the driver's ({expect[what]}): every node "
                                "needs the driver's checkout of ctrl-bench, unedited while the grid runs, and its "
                                "kind of device")
-    scenario = make_scenario(data, seed, class_order)
-    plugins = [ReplayJudgePlugin(judge.to(device))] if judge is not None else []
-    record = run_cell(method, seed, scenario, settings, device, checkpoint, tensorboard_dir, progress=False,
-                      extra_plugins=plugins)
+    record = execute(plan, data, class_order, device, judge, tensorboard_dir, progress=False)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"record": record, "torch_threads": torch.get_num_threads()}
 
 
-def run_grid(config, device, datasets: dict) -> tuple[str, list[dict]]:
-    """Run or reuse every cell of ``config`` (a :class:`~.config.RunConfig` with a ``grid``) on Ray;
-    write the results files as cells finish and, with the figures, at the end. Returns the console
-    summary and the failed cells (scenario, method, seed, error, traceback). Ctrl-C stops the running
-    cells and raises :class:`.bench.BenchInterrupted`."""
-    from tqdm.auto import tqdm
+def run_grid(bench: Bench) -> tuple[str, list[dict]]:
+    """Run or reuse every cell of ``bench`` (whose config has a ``grid``) on Ray; write the results
+    files as cells finish and, with the figures, at the end. Returns the console summary and the
+    failed cells (scenario, method, seed, error, traceback). Ctrl-C stops the running cells and
+    raises :class:`.cells.BenchInterrupted`."""
+    import ray  # Ray is an optional extra: only a grid imports it
 
-    from .bench import Bench, BenchInterrupted
-
-    grid = config.grid
-    bench = Bench(config, device, datasets)
-    plans = [plan for plan in (bench.plan(name, cell) for name, cell in bench.cells) if plan is not None]
+    config, grid = bench.config, bench.config.grid
+    plans = list(bench.pending())
     failed: list[dict] = []
     if not plans:
         return bench.write(figures=True, failed=failed), failed
-    import ray
     initialised = ray.is_initialized()
     try:
         _connect(grid)
@@ -110,7 +101,7 @@ def run_grid(config, device, datasets: dict) -> tuple[str, list[dict]]:
     try:
         slots = _slots(grid)
         task = ray.remote(work_cell)
-        data_refs = {name: ray.put(datasets[name]) for name in {plan.name for plan in plans}}
+        data_refs = {name: ray.put(bench.datasets[name]) for name in {plan.name for plan in plans}}
         judge_refs = {(plan.name, plan.cell.method): ray.put(bench.judge(plan.name, plan.cell.method))
                       for plan in plans}  # trained here, once per data set, before any cell starts
         expect = {method: {"code": code, "device": bench.env["device"]} for method, code in bench.code_versions.items()}
@@ -125,10 +116,10 @@ def run_grid(config, device, datasets: dict) -> tuple[str, list[dict]]:
             if pending and len(running) < slots:
                 while pending and len(running) < slots:
                     plan = pending.pop(0)
+                    absolute = dataclasses.replace(plan, checkpoint=os.path.abspath(plan.checkpoint))
                     ref = task.options(num_cpus=grid.cpus_per_cell, num_gpus=grid.gpus_per_cell, max_retries=0,
                                        name=f"cell {plan.cell}").remote(
-                        plan.cell.method, plan.cell.seed, data_refs[plan.name], config.class_order, plan.settings,
-                        device, os.path.abspath(plan.checkpoint),
+                        absolute, data_refs[plan.name], config.class_order, bench.device,
                         os.path.abspath(bench.store.tensorboard_dir(plan.cell)), expect[plan.cell.method],
                         judge_refs[(plan.name, plan.cell.method)])
                     running[ref] = plan
@@ -141,11 +132,11 @@ def run_grid(config, device, datasets: dict) -> tuple[str, list[dict]]:
                 except Exception as err:  # noqa: BLE001  (any failure of a cell is reported, the others go on)
                     failed.append(_failure(plan.cell, err))
                     bar.write(f"failed: {plan.cell}: {failed[-1]['error']}")
+                    bench.write(failed=failed)  # the results files as they stand, atomically
                 else:
-                    bench.finish(plan, result["record"], torch_threads=result["torch_threads"])
                     done += 1
+                    bench.complete(plan, result["record"], torch_threads=result["torch_threads"], failed=failed)
                     bar.write(f"done: {plan.cell} ({result['record']['wall_seconds']:.0f} s)")
-                bench.write(failed=failed)  # the results files as they stand, atomically
                 show(advance=1)
     except KeyboardInterrupt:
         bar.close()
@@ -185,10 +176,10 @@ class _CtrlC:
             self._previous = None
 
 
-def _connect(grid) -> None:
+def _connect(grid: GridConfig) -> None:
     """Start a local Ray instance (--workers) or join a cluster (--ray-address). A process that
     already has Ray initialised keeps its instance (and its Ray stays up after the grid)."""
-    import ray
+    import ray  # Ray is an optional extra: only a grid imports it
 
     if ray.is_initialized():
         return
@@ -200,7 +191,6 @@ def _connect(grid) -> None:
                 raise ConnectionError(silent)
             ray.init(address=grid.ray_address, **quiet)
         else:
-            import torch
             gpus = torch.cuda.device_count() if grid.gpus_per_cell else 0
             ray.init(address="local", num_cpus=max(1, math.ceil(grid.workers * grid.cpus_per_cell)), num_gpus=gpus,
                      include_dashboard=False, **quiet)
@@ -213,10 +203,8 @@ def _connect(grid) -> None:
 def _silent(address: str) -> str | None:
     """Why nothing answers at a cluster's address (Ray itself retries such an address for minutes),
     or None when something does or the address cannot be checked here."""
-    import socket
-
-    try:
-        from ray._private.services import canonicalize_bootstrap_address  # "auto" → the address `ray start` left
+    try:  # Ray is an optional extra: only a grid imports it; "auto" → the address `ray start` left
+        from ray._private.services import canonicalize_bootstrap_address
         target = address if address.startswith("ray://") else canonicalize_bootstrap_address(address)
     except Exception:  # noqa: BLE001  (Ray's own errors then say what is wrong)
         return None
@@ -230,9 +218,9 @@ def _silent(address: str) -> str | None:
     return None
 
 
-def _slots(grid) -> int:
+def _slots(grid: GridConfig) -> int:
     """Cells in flight at once: --workers, and no more than the cluster's CPUs and GPUs hold."""
-    import ray
+    import ray  # Ray is an optional extra: only a grid imports it
 
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
     fits = [n for n in nodes if n.get("CPU", 0) >= grid.cpus_per_cell and n.get("GPU", 0) >= grid.gpus_per_cell]
@@ -249,7 +237,7 @@ def _slots(grid) -> int:
 def _failure(cell, err: Exception) -> dict:
     """A failed cell for the results: a one-line error (the cell's own exception when it raised one)
     and the whole report (with the worker's traceback)."""
-    from ray.exceptions import RayTaskError
+    from ray.exceptions import RayTaskError  # Ray is an optional extra: only a grid imports it
 
     cause = err.cause if isinstance(err, RayTaskError) and err.cause is not None else err
     lines = str(cause).strip().splitlines()

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from .checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .records import slug
 from .results import ORACLE_MARK, base_label, group_id, summarise
 
@@ -135,7 +135,7 @@ def _png(fig: Figure) -> bytes:
 
 def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
     """Write both figures of every scenario under ``out_dir``; return the PNG paths."""
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # TensorBoard's writer loads its protobufs: only when figures are drawn
 
     tb_dir = os.path.join(out_dir, FIGURES_TB_DIR)
     if os.path.isdir(tb_dir):  # TensorBoard shows the latest figures only

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from baselines import COMMON_OPTIONS, method_preset, resolve_options
+from .config import ConfigError
 
 PRESETS = {
     "quick": {"backbone": "crate", "size": "tiny", "feature_dim": 128, "epochs": 30, "first_epochs": None,
@@ -42,21 +42,11 @@ def preset_names() -> list[str]:
 def common_settings(name: str, overrides: dict, family: str | None = None) -> dict:
     """The preset's shared settings for a scenario of ``family``, then ``overrides`` (None values ignored)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
     config = copy.deepcopy(PRESETS[name])
     config.update(FAMILY_PRESETS.get(name, {}).get(family, {}))
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config
-
-
-def method_settings(method: str, name: str, family: str, common: dict, options: dict) -> dict:
-    """Everything ``method`` runs with in preset ``name`` on a scenario of ``family``: its own preset
-    values, then its ``--option`` values, the shared ones it does not set for itself (the budget, the
-    batch size) filled in from ``common``, and its remaining defaults (when its module says them)."""
-    own = {**method_preset(method, name, family, common["backbone"]), **options}
-    for key in (*COMMON_OPTIONS, *BUDGET):
-        own.setdefault(key, common[key])
-    return resolve_options(method, own)
 
 
 def budget_override(common: dict, own: dict) -> str | None:

@@ -18,16 +18,20 @@ from pathlib import Path
 
 import torch
 
+from baselines import declared
+
 # The checkout holding baselines/, scenarios/ and ctrl_bench/.
 CODE_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("baselines", "ctrl_bench", "scenarios")
 # What defines every method's numbers besides its own module: the context it is built from, the
 # runner (training, evaluation, resume) and its checkpoints, the metrics and the data (each with the
-# project modules it imports). Presentation code (tables, figures, TensorBoard files) is left out,
-# and so is everything a method does not import: editing i-CTRL's files reruns ctrl only.
+# project modules it imports). Code that decides how results look or reach the disk, not what they
+# are (tables, figures, TensorBoard files, the atomic file writer), is left out, and so is everything
+# a method does not import: editing i-CTRL's files reruns ctrl only.
 SHARED_ENTRIES = ("baselines/__init__.py", "ctrl_bench/harness/runner.py", "ctrl_bench/harness/checkpoint.py",
                   "ctrl_bench/metrics.py", "scenarios/__init__.py")
-PRESENTATION = ("ctrl_bench/harness/tb_logger.py", "ctrl_bench/harness/results.py", "ctrl_bench/harness/plots.py")
+NOT_NUMBERS = ("ctrl_bench/harness/tb_logger.py", "ctrl_bench/harness/results.py", "ctrl_bench/harness/plots.py",
+               "ctrl_bench/harness/atomic.py")
 LIBRARIES = ("torch", "torchvision", "avalanche-lib")
 
 
@@ -108,7 +112,7 @@ def _reexport_source(root: Path, package: str, name: str) -> list[str]:
 
 
 def _closure(root: Path, entries: list[Path]) -> set[Path]:
-    """``entries`` and every project module they import, directly or not, presentation modules left
+    """``entries`` and every project module they import, directly or not, those of NOT_NUMBERS left
     out. A package's ``__init__.py`` that is only passed through (a parent package, or a package a name
     is taken from) is included but its own imports are not followed: they run, but a method does not
     use what it did not import."""
@@ -130,19 +134,17 @@ def _closure(root: Path, entries: list[Path]) -> set[Path]:
                     passed.add(found)
                 elif i == len(parts):
                     todo.append(found)
-    return {p for p in followed | passed if p.relative_to(root).as_posix() not in PRESENTATION}
+    return {p for p in followed | passed if p.relative_to(root).as_posix() not in NOT_NUMBERS}
 
 
 def code_files(method: str) -> list[Path]:
     """The project files that define ``method``'s numbers: its ``baselines/<method>.py``, the shared
     entries (:data:`SHARED_ENTRIES`), every ``scenarios/`` file, the replay judge for a method it
     judges, and what these import."""
-    from baselines import get_method
-
     root = Path(CODE_ROOT)
     entries = [root / "baselines" / f"{method}.py", *(root / e for e in SHARED_ENTRIES),
                *sorted((root / "scenarios").glob("*.py"))]
-    if getattr(get_method(method), "DECODES_MEMORY", False):  # the judge draws from its memory after every experience
+    if declared(method, "DECODES_MEMORY"):  # the judge draws from its memory after every experience
         entries.append(root / "ctrl_bench" / "harness" / "replay_judge.py")
     return sorted(_closure(root, entries))
 

@@ -14,9 +14,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
+from .equivalences import EQUIVALENT_CODE
 
-REUSE_POLICIES = ("never", "valid", "always")
 # Part of the reuse key → what the console says when it differs.
 KEY_PARTS = {"settings": "settings changed", "data": "data changed", "code": "code changed",
              "device": "device changed"}
@@ -30,11 +30,19 @@ def reuse_key(settings: dict, data_sha256: str, code_version: str, device: str) 
     return {"settings": short_hash(settings), "data": data_sha256, "code": code_version, "device": device}
 
 
+def equivalent_code(method: str, old: str, new: str) -> bool:
+    """Whether a refactor from code version ``old`` to ``new`` of ``method`` was checked to change no
+    number (:mod:`.equivalences`)."""
+    return EQUIVALENT_CODE.get(method, {}).get(old) == new
+
+
 def stale_reasons(record: dict, key: dict) -> list[str]:
     old = record.get("reuse_key")
     if not isinstance(old, dict):
         return ["record of an older ctrl-bench without a reuse key"]
-    return [reason for part, reason in KEY_PARTS.items() if old.get(part) != key[part]]
+    same = {part: old.get(part) == key[part] for part in KEY_PARTS}
+    same["code"] = same["code"] or equivalent_code(record.get("method", ""), str(old.get("code")), key["code"])
+    return [reason for part, reason in KEY_PARTS.items() if not same[part]]
 
 
 def decide(record: dict | None, key: dict, policy: str, missing: str = "no record yet") -> tuple[bool, str]:
@@ -45,7 +53,8 @@ def decide(record: dict | None, key: dict, policy: str, missing: str = "no recor
         return False, "--reuse never"
     reasons = stale_reasons(record, key)
     if not reasons:
-        return True, "record still valid"
+        refactored = record["reuse_key"].get("code") != key["code"]
+        return True, "record still valid" + (": made before a refactor checked to change no number" if refactored else "")
     if policy == "always":
         return True, f"--reuse always, although {', '.join(reasons)}"
     return False, ", ".join(reasons)

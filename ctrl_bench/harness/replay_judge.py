@@ -11,8 +11,10 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metric_results import MetricValue
 
+from scenarios.registry import to_dataset
+
 from ..judge import JudgeNet, judge_accuracy, replay_accuracy, train_judge
-from .checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 
 IMAGES_PER_CLASS = 100  # decoded prototypes judged per class
 
@@ -21,8 +23,6 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
     """The judge of ``data`` (a :class:`scenarios.ScenarioData`): loaded from ``cache_path`` when it is
     there, else trained on the whole training set (seed 0, on the CPU, so it is the same on any
     machine), reported with its test accuracy and saved."""
-    from scenarios.registry import to_dataset
-
     x_train, y_train, x_test, y_test = data.arrays
     train = to_dataset(x_train, y_train)
     if os.path.lexists(cache_path):

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from .checkpoint import atomic_write_set
+from .atomic import atomic_write_set
 from .records import short_hash
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")

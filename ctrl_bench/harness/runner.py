@@ -4,6 +4,7 @@ after each (:func:`run_method`), and the record of what it did."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -15,6 +16,8 @@ from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
+
+from baselines import MethodContext, declared, get_method, memory_budget, memory_floats, oracle, record_fields
 
 from .. import distributed, metrics
 from ..device import synchronize
@@ -219,8 +222,6 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
 def state_digests(strategy, plugins, attributes=()) -> dict[str, str]:
     """SHA-256 of each part of what a checkpoint holds of the strategy: ``model``, ``optimizer``,
     ``plugin <name>``, ``attributes``, ``extra`` and ``metrics``."""
-    import hashlib
-
     def digest_of(node) -> str:
         digest = hashlib.sha256()
 
@@ -270,15 +271,14 @@ def compare_digests(digests: list[dict[str, str]]) -> dict:
 def method_context(scenario, settings: dict, device, evaluator):
     """The :class:`baselines.MethodContext` of a cell: the shared settings (``settings["config"]``)
     with the method's own (``settings["method"]``: its training length and batch size, and its options)."""
-    from baselines import MethodContext
-
     common, own = settings["config"], dict(settings["method"])
     epochs, first_epochs, batch_size = own.pop("epochs"), own.pop("first_epochs", None), own.pop("batch_size")
     return MethodContext(
-        image_shape=scenario.image_shape, n_classes=scenario.n_classes, device=device, evaluator=evaluator,
+        image_shape=scenario.image_shape, n_classes=scenario.n_classes, n_experiences=len(scenario.train_sizes),
+        device=device, evaluator=evaluator,
         backbone=common["backbone"], size=common["size"], feature_dim=common["feature_dim"], epochs=epochs,
         first_epochs=first_epochs, batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=common["lr"],
-        mem_size=common["mem_size"], options={**own, "n_experiences": len(scenario.train_sizes)},
+        mem_size=common["mem_size"], options=own,
     )
 
 
@@ -288,12 +288,10 @@ def run_cell(method: str, seed: int, scenario, settings: dict, device, checkpoin
     every experience of ``scenario`` (resuming from ``checkpoint``), and return its record (the
     harness adds the reuse key and provenance). A plugin in ``extra_plugins`` with a ``record()``
     method adds its fields (the replay judge's)."""
-    from baselines import get_method, memory_budget, memory_floats, oracle, record_fields
-
     ctx = method_context(scenario, settings, device, make_evaluator(tensorboard_dir))
     module = get_method(method)
     result = run_method(module.build, ctx, scenario, checkpoint, seed, progress=progress, label=label,
-                        state_attributes=getattr(module, "STATE_ATTRIBUTES", ()), extra_plugins=extra_plugins)
+                        state_attributes=tuple(declared(method, "STATE_ATTRIBUTES")), extra_plugins=extra_plugins)
     strategy = result.pop("strategy")
     record = {"method": method, "seed": seed, **result,
               "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,

@@ -21,6 +21,16 @@ import types
 
 import numpy as np
 import torch
+from avalanche.benchmarks.utils import make_avalanche_dataset
+from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_tensor_classification_dataset
+from avalanche.benchmarks.utils.data import AvalancheDataset
+from avalanche.benchmarks.utils.data_attribute import TensorDataAttribute
+from avalanche.benchmarks.utils.flat_data import FlatData
+from avalanche.evaluation.metrics.accuracy import Accuracy, TaskAwareAccuracy
+from avalanche.evaluation.metrics.forgetting_bwt import Forgetting
+from avalanche.evaluation.metrics.mean import Mean
+from avalanche.training.storage_policy import ReservoirSamplingBuffer
+from avalanche.training.utils import ParamData
 from torch import nn
 
 PLAIN = (type(None), bool, int, float, str)
@@ -32,11 +42,6 @@ class StateError(ValueError):
 
 
 def _value_classes() -> dict[str, type]:
-    from avalanche.evaluation.metrics.accuracy import Accuracy, TaskAwareAccuracy
-    from avalanche.evaluation.metrics.forgetting_bwt import Forgetting
-    from avalanche.evaluation.metrics.mean import Mean
-    from avalanche.training.storage_policy import ReservoirSamplingBuffer
-
     return {_name(c): c for c in (Accuracy, TaskAwareAccuracy, Mean, Forgetting, ReservoirSamplingBuffer)}
 
 
@@ -45,12 +50,10 @@ def _name(cls: type) -> str:
 
 
 def _is_dataset(obj) -> bool:
-    from avalanche.benchmarks.utils.data import AvalancheDataset
     return isinstance(obj, AvalancheDataset)
 
 
 def _is_param_data(obj) -> bool:
-    from avalanche.training.utils import ParamData
     return isinstance(obj, ParamData)
 
 
@@ -229,11 +232,6 @@ def _restore_module(tree, live, templates, path):
 
 
 def _restore_dataset(node, path):
-    from avalanche.benchmarks.utils import make_avalanche_dataset
-    from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_tensor_classification_dataset
-    from avalanche.benchmarks.utils.data_attribute import TensorDataAttribute
-    from avalanche.benchmarks.utils.flat_data import FlatData
-
     if not isinstance(node, dict) or not isinstance(node.get("columns"), dict):
         raise StateError(f"{path}: a malformed buffer")
     columns, extra = node["columns"], _list(node.get("extra", []), path)
@@ -251,8 +249,6 @@ def _restore_dataset(node, path):
 
 
 def _restore_param(node, path):
-    from avalanche.training.utils import ParamData
-
     if not isinstance(node, dict):
         raise StateError(f"{path}: a malformed parameter")
     data = _tensor(node.get("data"), path)

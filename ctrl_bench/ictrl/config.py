@@ -64,11 +64,6 @@ class ICTRLConfig:
     alternate: bool = option(False, "true: the encoder steps, then the decoder steps against the updated encoder on a "
                                     "fresh forward (the reference code); false: both players step on the gradients "
                                     "of one forward", paper=True)
-    first_epochs: int | None = option(None, "epochs of the game on the first experience (none: as every experience)")
-    min_first_steps: int = option(120, "the first experience runs at least this many steps (its epochs extended when "
-                                       "the batch is large or the experience small): g needs that many moves to "
-                                       "learn to draw before anything is stored (0: no minimum)", paper=0,
-                                  departure=True)
     decoder_warmup: float = option(0.3, "the first part of the first experience (a fraction of its epochs) in which the "
                                         "decoder learns to draw, minimising its pixel error alone, before it joins the "
                                         "game (the memory holds only what g can draw)", paper=0.0, departure=True)
@@ -90,7 +85,8 @@ class ICTRLConfig:
     drift_sigma: float = option(0.0, "σ > 0: after each experience, move each old class's stored mean by the drift "
                                      "of the experience's images' features near it (SDC, Yu et al. 2020; weights "
                                      "exp(−‖z − μ_c‖²/2σ²)); 0: off", paper=0.0, departure=True)
-    # ---- retention: departures from the paper, each one named (README, ablation)
+    # ---- retention: departures from the paper, each one named (docs/ictrl.md, "How i-CTRL keeps its old
+    # classes: the retention options", and its ablation)
     encoder_discriminates: bool = option(
         False, "true: the encoder also maximises λ Σ_new ΔR(Z_j, Ẑ_j), learning to tell real images from their "
                "decodings (the paper); false: only the decoder minimises it", paper=True, departure=True)
@@ -146,14 +142,10 @@ class ICTRLConfig:
         for name in ("n_directions", "n_prototypes", "images_per_class"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.min_first_steps < 0:
-            raise ValueError(f"min_first_steps must be ≥ 0 (0 turns it off), got {self.min_first_steps}")
         if self.anchors_per_class < 0:
             raise ValueError(f"anchors_per_class must be ≥ 0 (0 turns it off), got {self.anchors_per_class}")
-        for name in ("first_epochs", "replay_per_class"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1 (or none), got {value}")
+        if self.replay_per_class is not None and self.replay_per_class < 1:
+            raise ValueError(f"replay_per_class must be at least 1 (or none), got {self.replay_per_class}")
 
     def check_feature_dim(self, feature_dim: int | None) -> None:
         """The stored directions and the classifier's components fit in the feature dimension."""
@@ -166,7 +158,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(ICTRLConfig)}
 DEFAULTS = {name: f.default for name, f in FIELDS.items()}
 # The paper's game, as ICTRL(**PUBLISHED, ...) plays it.
 PUBLISHED = {name: f.metadata["paper"] for name, f in FIELDS.items() if "paper" in f.metadata}
-# The departures from the paper (each a named option, on by default): name → help.
+# The departures from the paper (each a named option; some on by default, others, such as drift_sigma,
+# distill_weight and classifier_noise, off until set): name → help.
 RETENTION = {name: f.metadata["help"] for name, f in FIELDS.items() if f.metadata["departure"]}
 
 

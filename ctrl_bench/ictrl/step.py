@@ -42,13 +42,8 @@ def per_sample_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
     return 1 - (full_precision(Z) * full_precision(Z_before)).sum(1)
 
 
-def pixel_reconstruction_error(X_hat: Tensor, X: Tensor) -> Tensor:
-    """Mean squared pixel error ‖g(z) − x‖² / (C·H·W), averaged over the batch (images in [−1, 1])."""
-    return per_sample_pixel_error(X_hat, X).mean()
-
-
 def per_sample_pixel_error(X_hat: Tensor, X: Tensor) -> Tensor:
-    """‖g(z_i) − x_i‖² / (C·H·W) for every image i (see :func:`pixel_reconstruction_error`)."""
+    """‖g(z_i) − x_i‖² / (C·H·W) for every image i (images in [−1, 1])."""
     return (full_precision(X_hat) - full_precision(X)).pow(2).flatten(1).mean(1)
 
 

@@ -18,7 +18,8 @@ import torch
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.training.plugins.evaluation import default_evaluator
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.distributed import get_rank, get_world_size
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import distributed
 from ..rate import rate_reduction
@@ -35,7 +36,9 @@ class ICTRL(TwoPlayerTemplate):
     (or ``config=ICTRLConfig(...)``); ``ICTRL(**PUBLISHED, ...)`` plays the paper's game. The other
     arguments are Avalanche's: ``train_epochs``, ``train_mb_size``, ``eval_mb_size``, ``device``,
     ``evaluator``, ``plugins``, ``eval_every``; ``num_classes`` fixes the number of class ids
-    (default: grown from the experiences' classes).
+    (default: grown from the experiences' classes). Every experience trains ``train_epochs``; to give
+    the first one more, set ``strategy.train_epochs`` before each ``train`` call, as the harness's
+    runner does with the budget's ``first_epochs``.
     """
 
     def __init__(self, *, encoder: nn.Module, decoder: nn.Module, config: ICTRLConfig | None = None,
@@ -62,7 +65,6 @@ class ICTRL(TwoPlayerTemplate):
                                                   betas=config.betas)
         self.multiplier = config.gamma  # μ of the constraint; grows with the augmented Lagrangian
         self.rho = config.rho if config.constraint == "augmented_lagrangian" else 0.0
-        self.epochs = train_epochs
         self.mixed_precision = (torch.device(device).type == "cuda") if config.mixed_precision is None \
             else config.mixed_precision
         self.num_classes = num_classes or 0
@@ -126,9 +128,6 @@ class ICTRL(TwoPlayerTemplate):
         shards of a step make one global batch."""
         if not distributed.active():
             return super().make_train_dataloader(**kwargs)
-        from torch.distributed import get_rank, get_world_size
-        from torch.utils.data import DistributedSampler
-
         world = get_world_size()
         if self.train_mb_size % world:
             raise ValueError(f"the batch of {self.train_mb_size} does not split over {world} processes")
@@ -150,11 +149,6 @@ class ICTRL(TwoPlayerTemplate):
         self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1)
         old = set(self.memory.classes) - set(classes)
         self.masks = ClassMasks(self._class_mask(classes), self._class_mask(old))
-        if self.config.first_epochs is not None:
-            self.train_epochs = self.config.first_epochs if not len(self.memory) else self.epochs
-        if not len(self.memory) and self.config.min_first_steps:
-            steps_per_epoch = max(1, -(-len(self.experience.dataset) // self.train_mb_size))
-            self.train_epochs = max(self.train_epochs, -(-self.config.min_first_steps // steps_per_epoch))
         super()._before_training_exp(**kwargs)  # the plugins: memory to the device, anchors, f_prev
 
     def _class_mask(self, classes) -> Tensor:
@@ -269,10 +263,7 @@ class ICTRL(TwoPlayerTemplate):
     def features(self, dataset) -> tuple[Tensor, Tensor]:
         """f(X) and labels of a whole dataset, in eval mode (in a distributed run each process encodes
         a share and all get every row, in the dataset's order of shares)."""
-        from torch.utils.data import Subset
-
         if distributed.active():
-            from torch.distributed import get_rank, get_world_size
             dataset = Subset(dataset, range(get_rank(), len(dataset), get_world_size()))
         Zs, ys = [], []
         with self.evaluating():

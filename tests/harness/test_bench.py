@@ -10,9 +10,12 @@ import pytest
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ctrl_bench.harness import cli
+import torch
+
+from ctrl_bench.harness import cells, cli, grid, provenance, runner
+from ctrl_bench.harness.records import Cell
 from helpers import cells_said, copy_of_the_code, record_file
-from ctrl_bench.harness import provenance, runner
+from scenarios import load_data
 
 
 def bench(out, data, *extra):
@@ -180,12 +183,12 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes_without_duplicate_tensorb
 
 
 def test_ctrl_c_before_any_run_writes_nothing(tiny_npz, tmp_path, capsys, monkeypatch):
-    from scenarios import registry
+    from ctrl_bench.harness import bench as harness_bench
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(registry, "load_data", interrupted)
+    monkeypatch.setattr(harness_bench, "load_data", interrupted)
     assert bench(tmp_path / "runs", tiny_npz, "--methods", "naive") == 130
     assert capsys.readouterr().err.strip() == "interrupted before any run started; nothing was written"
     assert not (tmp_path / "runs").exists()
@@ -223,3 +226,80 @@ def test_memory_in_floats_oracles_marked_and_both_figures_written(tiny_npz, tmp_
     assert sorted(events.Tags()["images"]) == ["tiny-2/accuracy", "tiny-2/memory"]
     assert bench(out, tiny_npz, "--methods", "replay", "ncm", "--option", "ncm.oracle=true", "--seeds", "0", "1") == 0
     assert len([f for f in tb_dir.iterdir() if f.name.startswith("events")]) == 1  # the latest figures only
+
+
+def test_a_failed_write_ends_in_one_line_naming_the_file_and_keeps_finished_records(tiny_npz, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """A full disk while the second cell saves its first checkpoint: exit 1, one line on stderr that
+    names the file, the first cell's record kept, no half-written file, and --out free again."""
+    import errno
+    import os
+
+    from ctrl_bench.harness import atomic
+
+    out, staged = tmp_path / "runs", atomic._staged
+
+    def full_disk(path, data):
+        if "seed1" in path and path.endswith(".pt"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return staged(path, data)
+
+    monkeypatch.setattr(atomic, "_staged", full_disk)
+    with pytest.raises(SystemExit) as exit_info:
+        bench(out, tiny_npz, "--methods", "naive", "--seeds", "0", "1")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed1" in err and "No space left on device" in err
+    assert err.startswith("error: cannot write ") and str(out / "checkpoints") in err
+    assert record(out, seed=0)["last_accuracy"] >= 0 and not record_file(out, "naive", 1).exists()
+    assert not [p for p in out.rglob("*") if p.name.startswith(atomic.TMP_PREFIX)]
+    monkeypatch.setattr(atomic, "_staged", staged)
+    assert bench(out, tiny_npz, "--methods", "naive", "--seeds", "0", "1") == 0  # the lock was released
+    assert console(capsys) == {"naive seed 0": "reused (record still valid)", "naive seed 1": "running (no record yet)"}
+
+
+def test_every_path_runs_a_cell_through_one_function(tiny_npz, tmp_path, monkeypatch):
+    """The sequential (and distributed) path and the Ray worker's body both call cells.execute."""
+    calls = []
+    real = cells.execute
+
+    def counted(plan, *args, **kwargs):
+        calls.append(str(plan.cell))
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(cells, "execute", counted)
+    monkeypatch.setattr(grid, "execute", counted)
+    assert bench(tmp_path / "runs", tiny_npz, "--methods", "naive") == 0
+    assert calls == ["tiny-2 naive seed 0"]
+    cpu = torch.device("cpu")
+    plan = cells.CellPlan("tiny", Cell("tiny-2", "naive", 1), record(tmp_path / "runs")["settings"], {},
+                          str(tmp_path / "worker.pt"))
+    expect = {"code": provenance.code_version("naive"), "device": provenance.device_name(cpu)}
+    result = grid.work_cell(plan, load_data(f"npz:{tiny_npz}", 2), None, cpu, None, expect)
+    assert calls[-1] == "tiny-2 naive seed 1" and result["record"]["seed"] == 1
+
+
+def test_records_made_before_a_refactor_checked_equivalent_are_reused(tiny_npz, tmp_path, capsys, monkeypatch):
+    """A record whose code version a refactor changed is reused only where equivalences.py lists
+    that change for its method, and only while the new version is the current one."""
+    from ctrl_bench.harness import equivalences
+
+    out = tmp_path / "runs"
+    assert bench(out, tiny_npz, "--methods", "naive") == 0
+    path = record_file(out, "naive")
+    made = json.loads(path.read_text())
+    made["reuse_key"]["code"] = "0123456789abcdef"  # as the code before the refactor hashed
+    path.write_text(json.dumps(made))
+    capsys.readouterr()
+    assert bench(out, tiny_npz, "--methods", "naive", "--keep-checkpoints") == 0
+    assert console(capsys) == {"naive seed 0": "running (code changed)"}
+    path.write_text(json.dumps(made))
+    monkeypatch.setattr(equivalences, "EQUIVALENT_CODE",
+                        {"naive": {"0123456789abcdef": provenance.code_version("naive")}}, raising=True)
+    monkeypatch.setattr("ctrl_bench.harness.records.EQUIVALENT_CODE", equivalences.EQUIVALENT_CODE)
+    assert bench(out, tiny_npz, "--methods", "naive") == 0
+    assert console(capsys) == {
+        "naive seed 0": "reused (record still valid: made before a refactor checked to change no number)"}
+    monkeypatch.setattr("ctrl_bench.harness.records.EQUIVALENT_CODE", {"naive": {"0123456789abcdef": "another"}})
+    assert bench(out, tiny_npz, "--methods", "naive") == 0
+    assert console(capsys) == {"naive seed 0": "running (code changed)"}

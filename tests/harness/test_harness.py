@@ -127,14 +127,13 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     ends with an uninterrupted run's numbers, bit for bit (a method whose state a checkpoint cannot
     hold starts again, which gives them too)."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24, "lr": 1e-3, "min_first_steps": 0} \
-        if method == "ctrl" else {}
+    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24, "lr": 1e-3} if method == "ctrl" else {}
 
     def context():
-        return MethodContext(image_shape=scenario.image_shape, n_classes=4, device=torch.device("cpu"),
+        return MethodContext(image_shape=scenario.image_shape, n_classes=4, n_experiences=2, device=torch.device("cpu"),
                              evaluator=make_evaluator(None), backbone="conv" if method == "ctrl" else "mlp",
                              size="tiny", feature_dim=32, epochs=2, batch_size=16, mem_size=20,
-                             options={"n_experiences": 2, **options})
+                             options=options)
 
     build, state = get_method(method).build, getattr(get_method(method), "STATE_ATTRIBUTES", ())
     clean = run_method(build, context(), scenario, str(tmp_path / "clean.pt"), seed=0, progress=False,
@@ -155,7 +154,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     (["--methods", "ctrl", "sgd"], "unknown method 'sgd'"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of paper, quick"),
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--methods", "ctrl", "--backbone", "mlp"], "ctrl needs an autoencoder backbone"),
+    (["--methods", "ctrl", "--backbone", "mlp"], "ctrl is built on a backbone of conv or crate, not mlp: use --backbone conv"),
     (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.first_epochs, ncm.freeze, ncm.oracle"),
     (["--methods", "naive", "--option", "ncm.oracle=true"], "--option 'ncm.oracle=true': ncm is not among --methods"),
     (["--methods", "ncm", "--option", "oracle"], "expected METHOD.NAME=VALUE"),

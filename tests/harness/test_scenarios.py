@@ -77,7 +77,8 @@ def test_a_missing_tinyimagenet_says_where_to_put_it(tmp_path):
 
 @pytest.mark.parametrize("n_experiences", [10, 20])
 def test_synthetic_40_in_10_and_20_experiences_gives_every_method_the_longer_first_experience(n_experiences):
-    from ctrl_bench.harness.presets import common_settings, method_settings
+    from ctrl_bench.harness.cells import method_settings
+    from ctrl_bench.harness.presets import common_settings
 
     scenario = build_scenario("synthetic:40", n_experiences=n_experiences, seed=0)
     assert scenario.n_classes == 40 and scenario.image_shape == (1, 28, 28)

@@ -126,7 +126,7 @@ def test_methods_that_cannot_split_a_batch_are_refused(tiny_npz, tmp_path, capsy
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--scenario", f"npz:{tiny_npz}", "--methods", "naive", "--distributed", "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
-    assert "naive cannot: run it without --distributed" in capsys.readouterr().err
+    assert "naive is not one: run it without --distributed" in capsys.readouterr().err
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(SystemExit):

@@ -22,9 +22,9 @@ NOT_MEMORY = {"experience", "current_eval_stream", "_eval_streams", "evaluator",
 
 def train(method, tiny_npz, tmp_path, epochs=4, **options):
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    ctx = MethodContext(image_shape=scenario.image_shape, n_classes=4, device=torch.device("cpu"),
+    ctx = MethodContext(image_shape=scenario.image_shape, n_classes=4, n_experiences=2, device=torch.device("cpu"),
                         evaluator=make_evaluator(None), backbone="mlp", feature_dim=D, epochs=epochs, batch_size=16,
-                        mem_size=40, options={"n_experiences": 2, **options})
+                        mem_size=40, options=options)
     result = run_method(get_method(method).build, ctx, scenario, str(tmp_path / f"{method}.pt"), seed=0, progress=False)
     return ctx, result
 
@@ -106,9 +106,9 @@ def test_frozen_backbones_do_not_move_after_the_first_experience(tiny_npz, tmp_p
     for method, options in (("fecam", {}), ("fetril", {}), ("ncm", {"freeze": True})):
         snapshots.clear()
         scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-        ctx = MethodContext(image_shape=scenario.image_shape, n_classes=4, device=torch.device("cpu"),
+        ctx = MethodContext(image_shape=scenario.image_shape, n_classes=4, n_experiences=2, device=torch.device("cpu"),
                             evaluator=make_evaluator(None), backbone="conv", size="tiny", feature_dim=D, epochs=2,
-                            batch_size=16, options={"n_experiences": 2, **options})
+                            batch_size=16, options=options)
         run_method(get_method(method).build, ctx, scenario, str(tmp_path / f"{method}.pt"), seed=0, progress=False,
                    extra_plugins=[Snapshot()])
         first, second = snapshots[0], snapshots[1]
