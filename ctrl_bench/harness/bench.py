@@ -49,7 +49,7 @@ def check_names(config: RunConfig) -> None:
     try:
         for name in config.scenarios:
             check_scenario(name, config.n_experiences)
-        for method in config.methods:
+        for method in (*config.methods, *([config.reference] if config.reference else [])):
             get_method(method)
         for method, options in config.method_options.items():
             for option, value in options.items():

@@ -66,7 +66,8 @@ def method_settings(method: str, name: str, family: str, common: dict, options: 
     return resolve_options(method, own)
 
 
-def cell_settings(config: RunConfig, data, method: str, device: torch.device, memory: int | None = None) -> dict:
+def cell_settings(config: RunConfig, data, method: str, device: torch.device, memory: int | None = None,
+                  epochs: int | None = None) -> dict:
     """Everything besides data, code and seed that a cell's numbers depend on (part of its reuse
     key): the shared settings of the preset (with the images a rehearsal cell keeps) and the
     method's own (:func:`method_settings`), so that one method's settings never invalidate
@@ -74,6 +75,8 @@ def cell_settings(config: RunConfig, data, method: str, device: torch.device, me
     common = common_settings(config.preset, config.overrides, data.family)
     if memory is not None:
         common["mem_size"] = memory
+    if epochs is not None:  # one point of a budget curve: this many epochs for every experience
+        common["epochs"], common["first_epochs"] = epochs, None
     own = method_settings(method, config.preset, data.family, common, config.method_options.get(method, {}))
     settings = {"preset": config.preset, "n_experiences": data.n_experiences,
                 "fixed_class_order": None if config.class_order is None else list(config.class_order),
@@ -137,9 +140,10 @@ class Bench:
         self.store = RecordStore(config.out)
         self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
         self.labels = unique_labels(config, datasets, self.store)
-        self.cells = [(name, Cell(self.labels[name], method, seed, memory))
+        self.cells = [(name, Cell(self.labels[name], method, seed, memory, epochs))
                       for name in config.scenarios for seed in config.seeds for method in config.methods
-                      for memory in memories(config, datasets[name], method)]
+                      for memory in memories(config, datasets[name], method)
+                      for epochs in (config.epochs_values or (None,))]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
         self.code_versions = {method: provenance.code_version(method) for method in config.methods}
         self._judges: dict[str, torch.nn.Module] = {}
@@ -155,7 +159,7 @@ class Bench:
     def plan(self, name: str, cell: Cell) -> CellPlan | None:
         """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
         cell's checkpoints of other keys are deleted)."""
-        settings = cell_settings(self.config, self.datasets[name], cell.method, self.device, cell.memory)
+        settings = cell_settings(self.config, self.datasets[name], cell.method, self.device, cell.memory, cell.epochs)
         key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
         record, missing = self.store.load(cell)
         reuse, why = decide(record, key, self.config.reuse, missing)
@@ -189,6 +193,7 @@ class Bench:
         env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
         data, common, own = self.datasets[plan.name], plan.settings["config"], plan.settings["method"]
         record.update(scenario=plan.cell.scenario, scenario_source=data.source, memory_images=plan.cell.memory,
+                      cell_epochs=plan.cell.epochs,
                       evaluated_on=data.evaluated_on,
                       budget={"epochs": own["epochs"], "first_epochs": own.get("first_epochs"),
                               "batch_size": own["batch_size"], "override": budget_override(common, own)},
@@ -218,7 +223,8 @@ class Bench:
                   "per-run provenance (command, commit, versions, device, threads, data SHA-256, code version, "
                   "class order, seconds per experience) is in results.json and results.csv"]
         methods = list(self.config.methods)
-        printed = write_results(self.config.out, runs, methods, header, provenance=env, failed=failed)
+        printed = write_results(self.config.out, runs, methods, header, provenance=env, failed=failed,
+                                reference=self.config.reference)
         if figures:
             written = write_figures(self.config.out, runs, methods)
             if written:  # none while no run has a record (every cell of a grid failed)

@@ -120,6 +120,10 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                    help=f"where torchvision data sets live (default: {DEFAULTS.data_root})")
     p.add_argument("--no-download", action="store_true", help="never download; fail with the list of missing files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--reference", metavar="METHOD",
+                   help="with 2 or more seeds, results.md pairs each row's Last with this method's best row on the "
+                        "seeds both ran (mean difference, 95 %% CI, paired t-test and Wilcoxon p) (default: the best "
+                        "row of each scenario)")
     restricted = "; ".join(f"{m}: {' or '.join(declared(m, 'BACKBONES'))}" for m in method_names()
                            if tuple(declared(m, "BACKBONES")) != ("conv", "crate", "mlp"))
     g = p.add_argument_group("overrides of the preset (every method that does not set its own)")
@@ -127,7 +131,9 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                    help="network family" + (f" ({restricted})" if restricted else ""))
     g.add_argument("--size", choices=["tiny", "small", "base"], help="network size preset")
     g.add_argument("--feature-dim", type=positive_int, help="feature dimension d of encoder and classifiers")
-    g.add_argument("--epochs", type=positive_int, help="epochs per experience, for every method (the budget)")
+    g.add_argument("--epochs", type=positive_int, nargs="+", metavar="N",
+                   help="epochs per experience, for every method (the budget); several values give every method one "
+                        "run per value, every experience that long (a curve in the FLOPs figure)")
     g.add_argument("--first-epochs", type=positive_int,
                    help="epochs of the first experience, for every method (default: the preset's, else --epochs)")
     g.add_argument("--batch-size", type=positive_int, help="training batch size")
@@ -217,17 +223,20 @@ def to_run_config(args, command: str) -> RunConfig:
     else:
         grid_config = GridConfig(args.workers, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     method_options = parse_method_options(args.option + alias_options(args), args.methods)
-    overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim, "epochs": args.epochs,
+    epochs = args.epochs or []
+    overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim,
+                 "epochs": epochs[0] if len(epochs) == 1 else None,
                  "first_epochs": args.first_epochs, "batch_size": args.batch_size, "lr": args.lr}
     return RunConfig(
         scenarios=tuple(args.scenario), methods=tuple(args.methods), seeds=tuple(args.seeds), preset=args.preset,
         n_experiences=args.n_experiences, class_order=None if args.class_order is None else tuple(args.class_order),
         validation=args.validation, first_experience_classes=args.first_experience_classes,
         mem_sizes=tuple(args.mem_size or ()), memory_floats=tuple(args.memory_floats or ()),
+        epochs_values=tuple(epochs) if len(epochs) > 1 else (),
         device=args.device, threads=args.threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid_config,
-        wait=args.wait, distributed=args.distributed, command=command,
+        wait=args.wait, distributed=args.distributed, command=command, reference=args.reference,
     )
 
 

@@ -49,6 +49,7 @@ class RunConfig:
     first_experience_classes: int | None = None  # a warm start: this many classes first, the rest split evenly
     mem_sizes: tuple[int, ...] = ()  # images a rehearsal method keeps, one cell per value (none: the preset's)
     memory_floats: tuple[int, ...] = ()  # ... or as many images as fit in each of these float budgets
+    epochs_values: tuple[int, ...] = ()  # several budgets: every method one cell per value (a budget curve)
     device: str = "auto"
     threads: int | None = None
     overrides: dict = field(default_factory=dict)
@@ -63,6 +64,7 @@ class RunConfig:
     wait: bool = False  # another command holds --out: wait for it (else OutInUse)
     distributed: bool = False  # one run over the processes torchrun started (methods that declare DISTRIBUTED)
     command: str = ""  # the command line, for provenance
+    reference: str | None = None  # the method of the rows paired differences are taken to (None: the best row)
 
     def check(self) -> None:
         """ConfigError for what is wrong with the values themselves (names are checked by ``run``)."""
@@ -80,7 +82,10 @@ class RunConfig:
             raise ConfigError(f"--first-experience-classes must be ≥ 1, got {self.first_experience_classes}")
         if self.validation is not None and not 0 < self.validation < 1:
             raise ConfigError(f"--validation must be a fraction in (0, 1), got {self.validation}")
-        for flag, values in (("--mem-size", self.mem_sizes), ("--memory-floats", self.memory_floats)):
+        if self.epochs_values and "epochs" in self.overrides:
+            raise ConfigError("give the epochs once: several values in epochs_values, or one in overrides")
+        for flag, values in (("--mem-size", self.mem_sizes), ("--memory-floats", self.memory_floats),
+                             ("--epochs", self.epochs_values)):
             if any(v < 1 for v in values) or len(set(values)) != len(values):
                 raise ConfigError(f"{flag} takes distinct positive counts, got {' '.join(map(str, values))}")
         if self.reuse not in REUSE_POLICIES:

@@ -52,6 +52,31 @@ def _label(label: str, entry: dict) -> str:
     return f"{label} {ORACLE_MARK}" if entry.get("oracle") else label
 
 
+MAX_TICKS = 10  # experience ticks on the accuracy figure's axis: every k-th beyond this many
+WORDS_UP_TO = 5  # up to this many experiences a tick says "(4 classes)", beyond it "(4)"
+
+
+def _classes(k: int) -> str:
+    return f"{k} class" if k == 1 else f"{k} classes"
+
+
+def experience_ticks(n_seen) -> tuple[list[int], list[str]]:
+    """The accuracy figure's x ticks: experience i over the classes seen after it, every k-th
+    experience (and the last) when there are more than :data:`MAX_TICKS`, so that no label runs into
+    the next at 20 experiences or more."""
+    n = len(n_seen)
+    step = math.ceil(n / MAX_TICKS)
+    shown = sorted({*range(1, n + 1, step), n})
+    if len(shown) > 1 and shown[-1] - shown[-2] < step:  # the last one squeezed against its neighbour
+        shown.pop(-2)
+    return shown, [f"{i}\n({_classes(int(n_seen[i - 1])) if n <= WORDS_UP_TO else int(n_seen[i - 1])})" for i in shown]
+
+
+def _legend(ax) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False,
+              ncol=1 if len(ax.get_legend_handles_labels()[1]) <= 18 else 2)
+
+
 def accuracy_figure(scenario: str, rows: dict) -> Figure:
     fig = Figure(figsize=(8, 4.8))
     ax = fig.subplots()
@@ -69,14 +94,60 @@ def accuracy_figure(scenario: str, rows: dict) -> Figure:
         if n_seen is None and runs[0].get("experience_classes"):
             n_seen = np.cumsum([len(c) for c in runs[0]["experience_classes"]])
     if n_seen is not None:
-        ax.set_xticks(np.arange(1, len(n_seen) + 1), [f"{i}\n({k} classes)" for i, k in enumerate(n_seen, 1)])
+        ax.set_xticks(*experience_ticks(n_seen))
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("after experience (classes seen so far)")
     ax.set_ylabel("accuracy on the classes seen so far")
     ax.set_title(f"{scenario}: accuracy on seen classes, mean ± std over seeds (n)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    _legend(ax)
     return fig
+
+
+def _log_axis(ax, values: list[float], zero_lane: bool) -> float:
+    """A log x axis over ``values`` with decade ticks; with ``zero_lane``, a shaded lane left of the
+    smallest decade where 0 is drawn. Returns where 0 sits."""
+    positive = [v for v in values if v > 0]
+    low = math.floor(math.log10(min(positive))) if positive else 0
+    high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
+    zero = 10.0 ** (low - 1)
+    ax.set_xscale("log")
+    ticks = [10.0 ** k for k in range(low, high + 1)]
+    labels = [f"$10^{{{k}}}$" for k in range(low, high + 1)]
+    if zero_lane:
+        ax.set_xlim(zero / 10 ** 0.4, 10.0 ** (high + 0.3))
+        ax.axvspan(zero / 10 ** 0.4, zero * 10 ** 0.5, color="0.93", zorder=0)
+        ax.text(zero * 10 ** 0.5, 0, "//", transform=ax.get_xaxis_transform(), ha="center", va="center",
+                fontsize=12, backgroundcolor="white")
+        ticks, labels = [zero, *ticks], ["0", *labels]
+    else:
+        ax.set_xlim(10.0 ** (low - 0.3), 10.0 ** (high + 0.3))
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    return zero
+
+
+def _curves_and_points(ax, points, x_of, join) -> None:
+    """Rows as points with error bars over seeds (std of Last), the rows that ``join`` maps to one
+    key drawn as one curve in one colour; every row named in the legend (none annotated on the plot,
+    so that no label covers another)."""
+    curves: dict[str, list] = {}
+    for label, entry, i in points:
+        key = join(entry)
+        if key is not None:
+            curves.setdefault(key, []).append((label, entry, i))
+    colour_of = {key: _style(members[0][2], False)["color"] for key, members in curves.items()}
+    for key, members in curves.items():
+        if len(members) > 1:
+            members.sort(key=lambda m: x_of(m[1]))
+            ax.plot([x_of(m[1]) for m in members], [m[1]["last_accuracy"]["mean"] for m in members],
+                    color=colour_of[key], linewidth=1.2, alpha=0.8)
+    for label, entry, i in points:
+        style = _style(i, bool(entry.get("oracle")))
+        colour = colour_of.get(join(entry), style["color"])
+        ax.errorbar([x_of(entry)], [entry["last_accuracy"]["mean"]], yerr=[entry["last_accuracy"]["std"]],
+                    color=colour, marker=style["marker"], capsize=3, linestyle="none", label=_label(label, entry),
+                    markerfacecolor="none" if entry.get("oracle") else colour)
 
 
 def memory_figure(scenario: str, rows: dict) -> Figure:
@@ -85,44 +156,36 @@ def memory_figure(scenario: str, rows: dict) -> Figure:
     fig = Figure(figsize=(8, 4.8))
     ax = fig.subplots()
     points = [(label, entry, i) for i, (label, (entry, _)) in enumerate(rows.items()) if entry.get("memory_floats")]
-    positive = [e["memory_floats"]["mean"] for _, e, _ in points if e["memory_floats"]["mean"] > 0]
-    low = math.floor(math.log10(min(positive))) if positive else 0
-    high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
-    zero = 10.0 ** (low - 1)  # the lane of methods that keep nothing
-    curves: dict[str, list] = {}
-    for label, entry, i in points:
-        if entry.get("memory_images"):
-            curves.setdefault(entry["method"], []).append((label, entry, i))
-    colour_of = {method: _style(members[0][2], False)["color"] for method, members in curves.items()}
-    for method, members in curves.items():
-        members.sort(key=lambda m: m[1]["memory_floats"]["mean"])
-        xs = [m[1]["memory_floats"]["mean"] for m in members]
-        ys = [m[1]["last_accuracy"]["mean"] for m in members]
-        ax.plot(xs, ys, color=colour_of[method], linewidth=1.2, alpha=0.8)
-        ax.annotate(method, (xs[-1], ys[-1]), textcoords="offset points", xytext=(6, -9), fontsize=8,
-                    color=colour_of[method])
-    for label, entry, i in points:
-        x = entry["memory_floats"]["mean"] or zero
-        y, err = entry["last_accuracy"]["mean"], entry["last_accuracy"]["std"]
-        style = _style(i, bool(entry.get("oracle")))
-        colour = colour_of.get(entry["method"], style["color"]) if entry.get("memory_images") else style["color"]
-        ax.errorbar([x], [y], yerr=[err], color=colour, marker=style["marker"], capsize=3,
-                    markerfacecolor="none" if entry.get("oracle") else colour, linestyle="none")
-        if not entry.get("memory_images"):  # a curve is named once, at its end
-            ax.annotate(_label(label, entry), (x, y), textcoords="offset points", xytext=(6, 3), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlim(zero / 10 ** 0.4, 10.0 ** (high + 0.3))
-    ax.axvspan(zero / 10 ** 0.4, zero * 10 ** 0.5, color="0.93", zorder=0)
-    ax.text(zero * 10 ** 0.5, 0, "//", transform=ax.get_xaxis_transform(), ha="center", va="center",
-            fontsize=12, backgroundcolor="white")
-    ticks = [zero] + [10.0 ** k for k in range(low, high + 1)]
-    ax.set_xticks(ticks, ["0"] + [f"$10^{{{k}}}$" for k in range(low, high + 1)])
-    ax.minorticks_off()
+    zero = _log_axis(ax, [e["memory_floats"]["mean"] for _, e, _ in points], zero_lane=True)
+    _curves_and_points(ax, points, lambda e: e["memory_floats"]["mean"] or zero,
+                       lambda e: (e["method"], e.get("cell_epochs")) if e.get("memory_images") else None)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("memory kept beyond the model (floats, log scale; 0 = keeps nothing, shaded lane)")
     ax.set_ylabel("Last accuracy (all classes)")
     ax.set_title(f"{scenario}: Last accuracy vs memory (lines: rehearsal methods at several memory sizes)")
     ax.grid(alpha=0.3)
+    _legend(ax)
+    return fig
+
+
+def flops_figure(scenario: str, rows: dict) -> Figure | None:
+    """Last accuracy against training FLOPs (log scale): one point per row, error bars over seeds, the
+    rows of one method at several budgets (``--epochs A B C``) joined into its curve. None when no
+    record counted its FLOPs."""
+    points = [(label, entry, i) for i, (label, (entry, _)) in enumerate(rows.items()) if entry.get("train_flops")]
+    if not points:
+        return None
+    fig = Figure(figsize=(8, 4.8))
+    ax = fig.subplots()
+    _log_axis(ax, [e["train_flops"]["mean"] for _, e, _ in points], zero_lane=False)
+    _curves_and_points(ax, points, lambda e: e["train_flops"]["mean"],
+                       lambda e: (e["method"], e.get("memory_images")))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("training FLOPs (forward, backward and upkeep; log scale)")
+    ax.set_ylabel("Last accuracy (all classes)")
+    ax.set_title(f"{scenario}: Last accuracy vs training compute (lines: one method at several budgets)")
+    ax.grid(alpha=0.3)
+    _legend(ax)
     return fig
 
 
@@ -134,7 +197,8 @@ def _png(fig: Figure) -> bytes:
 
 
 def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
-    """Write both figures of every scenario under ``out_dir``; return the PNG paths."""
+    """Write the figures of every scenario under ``out_dir`` (accuracy, memory and, where records
+    counted them, training FLOPs); return the PNG paths."""
     from torch.utils.tensorboard import SummaryWriter  # TensorBoard's writer loads its protobufs: only when figures are drawn
 
     tb_dir = os.path.join(out_dir, FIGURES_TB_DIR)
@@ -145,8 +209,11 @@ def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
     written = []
     with SummaryWriter(tb_dir) as writer:
         for scenario, rows in _rows(runs, methods).items():
-            for kind, draw in (("accuracy", accuracy_figure), ("memory", memory_figure)):
-                png = _png(draw(scenario, rows))
+            for kind, draw in (("accuracy", accuracy_figure), ("memory", memory_figure), ("flops", flops_figure)):
+                figure = draw(scenario, rows)
+                if figure is None:
+                    continue
+                png = _png(figure)
                 path = os.path.join(out_dir, FIGURES_DIR, f"{slug(scenario)}-{kind}.png")
                 atomic_write_bytes(path, png)
                 writer.add_image(f"{scenario}/{kind}", imread(io.BytesIO(png))[..., :3], 0, dataformats="HWC")

@@ -71,15 +71,25 @@ class Cell:
     method: str
     seed: int
     memory: int | None = None  # images a rehearsal method keeps (its runs at other sizes are other cells)
+    epochs: int | None = None  # epochs per experience, when a command runs several (a budget curve)
 
     @property
     def where(self) -> str:
-        method = self.method if self.memory is None else os.path.join(self.method, f"mem{self.memory}")
-        return os.path.join(slug(self.scenario), method, f"seed{self.seed}")
+        parts = [self.method] + ([f"mem{self.memory}"] if self.memory is not None else []) \
+            + ([f"ep{self.epochs}"] if self.epochs is not None else [])
+        return os.path.join(slug(self.scenario), *parts, f"seed{self.seed}")
 
     def __str__(self) -> str:
-        memory = "" if self.memory is None else f" ({self.memory} images)"
-        return f"{self.scenario} {self.method}{memory} seed {self.seed}"
+        shown = ([f"{self.memory} images"] if self.memory is not None else []) \
+            + ([f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"] if self.epochs is not None else [])
+        detail = f" ({', '.join(shown)})" if shown else ""
+        return f"{self.scenario} {self.method}{detail} seed {self.seed}"
+
+    @classmethod
+    def of(cls, record: dict) -> Cell:
+        """The cell a record is of."""
+        return cls(record["scenario"], record["method"], record["seed"], record.get("memory_images"),
+                   record.get("cell_epochs"))
 
 
 class RecordStore:
@@ -108,8 +118,7 @@ class RecordStore:
         record, why = read_record(path)
         if why:
             return None, f"its record {why.split(';')[0]}"
-        if (record["scenario"], record["method"], record["seed"], record.get("memory_images")) != \
-                (cell.scenario, cell.method, cell.seed, cell.memory):
+        if Cell.of(record) != cell:
             return None, "its record file holds another cell"
         return record, ""
 
@@ -168,7 +177,7 @@ class RecordStore:
                 if why:
                     problems.append(f"{path} {why}")
                     continue
-                cell = Cell(record["scenario"], record["method"], record["seed"], record.get("memory_images"))
+                cell = Cell.of(record)
                 home = self.record_path(cell)
                 if os.path.abspath(path) != os.path.abspath(home):
                     problems.append(f"{path} holds {cell}, whose record is {home}; left out")
@@ -215,11 +224,15 @@ OPTIONAL_FIELDS = {
     "notes": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings"),
     "memory_images": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
                       "a count of images"),
+    "cell_epochs": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+                    "a count of epochs"),
     "task_il_last_accuracy": (_number, "a number"),
     "task_il_average_accuracy": (_number, "a number"),
     "epochs_per_experience": (lambda v: isinstance(v, list) and all(isinstance(e, int) for e in v), "epoch counts"),
     "train_steps": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a step count"),
     "budget": (lambda v: isinstance(v, dict), "an object"),
+    "train_flops": (lambda v: v is None or (_number(v) and v >= 0), "a count ≥ 0"),
+    "peak_memory_bytes": (lambda v: _number(v) and v >= 0, "a count ≥ 0"),
     "evaluated_on": (lambda v: v in ("test", "validation"), "test or validation"),
 }
 

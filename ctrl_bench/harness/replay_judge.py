@@ -46,7 +46,7 @@ def load_or_train_judge(cache_path: str, data, device) -> JudgeNet:
 
 
 class ReplayJudgePlugin(SupervisedPlugin, supports_distributed=True):
-    """After every experience of a strategy with ``decode_memory(per_class)`` (i-CTRL), the fraction
+    """After training on every experience of a strategy with ``decode_memory(per_class)`` (i-CTRL), the fraction
     of decoded prototypes of each class that the judge calls that class: published as
     ``replay/accuracy`` (mean over classes) and ``replay/accuracy/class_<c>``; the latest values
     are in ``last``."""
@@ -56,7 +56,7 @@ class ReplayJudgePlugin(SupervisedPlugin, supports_distributed=True):
         self.judge, self.per_class = judge, per_class
         self.last: dict | None = None
 
-    def after_training_exp(self, strategy, **kwargs):
+    def after_training(self, strategy, **kwargs):  # after the experience, once the harness stopped counting FLOPs
         if not hasattr(strategy, "decode_memory"):
             return
         device = torch.device(strategy.device)

@@ -16,10 +16,11 @@ import numpy as np
 
 from .atomic import atomic_write_set
 from .records import short_hash
+from .stats import describe, paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
 OPTIONAL_SUMMARY = ("memory_floats", "replay_accuracy", "task_il_last_accuracy", "task_il_average_accuracy",
-                    "train_steps")
+                    "train_steps", "train_flops", "peak_memory_bytes")
 SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a record of an earlier command
 ORACLE_MARK = "[oracle]"  # after the label of a row whose runs refit a classifier on real data of old classes
 
@@ -42,8 +43,10 @@ def base_label(run: dict) -> str:
     """A row's name: the method, the images a rehearsal run keeps, and its budget when it departs from
     the shared one, e.g. "replay (500 images)", "der (500 images) [4 epochs]"."""
     label = run["method"]
-    if run.get("memory_images"):
-        label += f" ({run['memory_images']} images)"
+    shown = ([f"{run['memory_images']} images"] if run.get("memory_images") else []) \
+        + ([f"{run['cell_epochs']} epoch{'' if run['cell_epochs'] == 1 else 's'}"] if run.get("cell_epochs") else [])
+    if shown:
+        label += f" ({', '.join(shown)})"
     override = (run.get("budget") or {}).get("override")
     return f"{label} [{override}]" if override else label
 
@@ -62,7 +65,8 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
     def rank_of(cell):
         scenario, label = cell
         run = next(rs[0] for (s, lb, _), rs in groups.items() if (s, lb) == cell)
-        return scenario, order.get(run["method"], len(order)), run["method"], run.get("memory_images") or 0, label
+        return (scenario, order.get(run["method"], len(order)), run["method"], run.get("memory_images") or 0,
+                run.get("cell_epochs") or 0, label)
 
     summary: dict[str, dict] = {}
     for scenario, label in sorted({(s, lb) for s, lb, _ in groups}, key=rank_of):
@@ -74,8 +78,10 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
             entry = {"method": first["method"], "label": label, "group": gid, "seeds": sorted(r["seed"] for r in group),
                      "sources": {src: sorted(r["seed"] for r in group if r["source"] == src) for src in SOURCES},
                      "memory_budget": first.get("memory_budget", ""), "memory_images": first.get("memory_images"),
+                     "cell_epochs": first.get("cell_epochs"),
                      "oracle": first.get("oracle"), "evaluated_on": first.get("evaluated_on", "test"),
                      "budget": budget_text(first)}
+            entry["last_by_seed"] = {r["seed"]: r["last_accuracy"] for r in group}
             for name in SUMMARY_FIELDS:
                 entry[name] = _stat([r[name] for r in group])
             for name in OPTIONAL_SUMMARY:  # None when a record lacks the field
@@ -83,6 +89,45 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
                 entry[name] = None if None in values else _stat(values)
             summary.setdefault(scenario, {})[label if rank == 0 else f"{label} @{gid}"] = entry
     return summary
+
+
+def reference_row(rows: dict, method: str | None = None) -> str | None:
+    """The label of a scenario's reference row: the best Last among ``method``'s rows (every row when
+    None), oracles left out; None when there is none."""
+    candidates = [(entry["last_accuracy"]["mean"], label) for label, entry in rows.items()
+                  if not entry.get("oracle") and (method is None or entry["method"] == method)]
+    return max(candidates)[1] if candidates else None
+
+
+def paired(summary: dict, reference: str | None = None) -> dict:
+    """Per scenario, each row's paired difference in Last to the reference row over the seeds both
+    ran (:func:`.stats.paired_difference`; None with fewer than 2): {scenario: {"reference": label,
+    "rows": {label: difference}}}."""
+    found = {}
+    for scenario, rows in summary.items():
+        ref = reference_row(rows, reference)
+        if ref is None:
+            continue
+        base = rows[ref]["last_by_seed"]
+        found[scenario] = {"reference": ref, "rows": {label: paired_difference(entry["last_by_seed"], base)
+                                                      for label, entry in rows.items() if label != ref}}
+    return found
+
+
+def paired_table(comparisons: dict) -> list[str]:
+    """The paired differences, a row per (scenario, row) that shares at least 2 seeds with its reference."""
+    lines = ["| Scenario | Method | Reference | Δ Last (mean) | 95 % CI | p (paired t) | p (Wilcoxon) | Seeds | "
+             "Distinguishable |", "|---|---|---|---|---|---|---|---|---|"]
+    for scenario, found in comparisons.items():
+        for label, diff in found["rows"].items():
+            if diff is None:
+                continue
+            low, high = diff["ci95"]
+            verdict = "yes" if diff["distinguishable"] else f"no (not distinguishable at {diff['n']} seeds)"
+            lines.append(f"| {scenario} | {label} | {found['reference']} | {diff['mean']:+.3f} | "
+                         f"[{low:+.3f}, {high:+.3f}] | {diff['t_test_p']:.3g} | {diff['wilcoxon_p']:.3g} | {diff['n']} | "
+                         f"{verdict} |")
+    return lines if len(lines) > 2 else []
 
 
 def budget_text(run: dict) -> str:
@@ -107,6 +152,15 @@ def _floats(stat: dict | None) -> str:
     if stat is None:
         return "?"
     return f"{stat['mean']:,.0f}" + (f" ± {stat['std']:,.0f}" if stat["std"] else "")
+
+
+def _flops(stat: dict | None) -> str:
+    """e.g. "3.41e+12"; "?" for records older than the train_flops field."""
+    return "?" if stat is None else f"{stat['mean']:.3g}"
+
+
+def _mib(stat: dict | None) -> str:
+    return "?" if stat is None else f"{stat['mean'] / 2**20:,.0f}"
 
 
 def display_label(label: str, entry: dict) -> str:
@@ -134,20 +188,22 @@ def _scenario_title(scenario: str, rows: dict) -> str:
 
 def paper_table(summary: dict) -> list[str]:
     """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, the
-    Task-IL Last (the task's classes known at test time), and the memory each method keeps, in floats."""
+    Task-IL Last (the task's classes known at test time), the memory each method keeps, in floats,
+    and what its training cost, in FLOPs (mean over seeds)."""
     scenarios = list(summary)
     titles = {s: _scenario_title(s, summary[s]) for s in scenarios}
     lines = ["| Method | " + " | ".join(f"{titles[s]} Last | {titles[s]} Avg | {titles[s]} Task-IL Last | "
-                                        f"{titles[s]} Memory (floats)" for s in scenarios) + " |",
-             "|---|" + "---|---|---|---|" * len(scenarios)]
+                                        f"{titles[s]} Memory (floats) | {titles[s]} Training FLOPs"
+                                        for s in scenarios) + " |",
+             "|---|" + "---|---|---|---|---|" * len(scenarios)]
     for label in _row_labels(summary):
         entries = [summary[s].get(label) for s in scenarios]
         cells = []
         for entry in entries:
             task_il = entry and entry.get("task_il_last_accuracy")
             cells += ([_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"]),
-                       _pm(task_il) if task_il else "–", _floats(entry["memory_floats"])]
-                      if entry else ["–", "–", "–", "–"])
+                       _pm(task_il) if task_il else "–", _floats(entry["memory_floats"]), _flops(entry.get("train_flops"))]
+                      if entry else ["–", "–", "–", "–", "–"])
         oracle = any(entry and entry["oracle"] for entry in entries)
         lines.append(f"| {f'{label} {ORACLE_MARK}' if oracle else label} | " + " | ".join(cells) + " |")
     return lines
@@ -155,15 +211,16 @@ def paper_table(summary: dict) -> list[str]:
 
 def details_table(summary: dict) -> list[str]:
     lines = ["| Scenario | Method | Seeds | Evaluated on | Budget | Forgetting | BWT | Task-IL Avg | Wall time (s) | "
-             "Memory | Memory (floats) | Replay accuracy (judge) | Source (seeds) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Peak memory (MiB) | Memory | Memory (floats) | Replay accuracy (judge) | Source (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s, rows in summary.items():
         for label, entry in rows.items():
             task_il = entry.get("task_il_average_accuracy")
             lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | "
                          f"{entry.get('evaluated_on', 'test')} | {entry.get('budget', '?')} | {_pm(entry['forgetting'])} | "
                          f"{_pm(entry['bwt'])} | {_pm(task_il) if task_il else '–'} | "
-                         f"{_pm(entry['wall_seconds'], digits=1)} | {entry['memory_budget']} | "
+                         f"{_pm(entry['wall_seconds'], digits=1)} | {_mib(entry.get('peak_memory_bytes'))} | "
+                         f"{entry['memory_budget']} | "
                          f"{_floats(entry['memory_floats'])} | "
                          f"{'–' if entry.get('replay_accuracy') is None else _pm(entry['replay_accuracy'])} | "
                          f"{_sources(entry)} |")
@@ -211,11 +268,13 @@ def failed_table(failed: list[dict]) -> list[str]:
 
 
 def markdown(runs: list[dict], summary: dict, header: list[str], notes: list[str] = (),
-             failed: list[dict] | None = None) -> str:
+             failed: list[dict] | None = None, comparisons: dict | None = None) -> str:
     lines = ["# ctrl-bench results", "", *[f"- {line}" for line in header], "",
-             "## Last and Avg accuracy (mean ± std over seeds)", "", *paper_table(summary), "",
-             "## Details", "", *details_table(summary), "",
-             "## Runs", "", *runs_table(runs, summary)]
+             "## Last and Avg accuracy (mean ± std over seeds)", "", *paper_table(summary), ""]
+    table = paired_table(comparisons or {})
+    if table:
+        lines += ["## Paired differences in Last to the reference row (over the seeds both ran)", "", *table, ""]
+    lines += ["## Details", "", *details_table(summary), "", "## Runs", "", *runs_table(runs, summary)]
     if failed:
         lines += ["", "## Failed runs (no record; the same command runs them again)", "", *failed_table(failed)]
     if notes:
@@ -236,15 +295,17 @@ def accuracy_matrices(runs: list[dict]) -> list[str]:
     return lines
 
 
-def console_summary(runs: list[dict], summary: dict, notes: list[str] = (), failed: list[dict] | None = None) -> str:
+def console_summary(runs: list[dict], summary: dict, notes: list[str] = (), failed: list[dict] | None = None,
+                    comparisons: dict | None = None) -> str:
     failures = [*failed_lines(failed), ""] if failed else []
-    return "\n".join([*paper_table(summary), "", *details_table(summary), "", *accuracy_matrices(runs), "",
-                      *failures, *[f"- {note}" for note in notes]]) + "\n"
+    table = paired_table(comparisons or {})
+    return "\n".join([*paper_table(summary), "", *([*table, ""] if table else []), *details_table(summary), "",
+                      *accuracy_matrices(runs), "", *failures, *[f"- {note}" for note in notes]]) + "\n"
 
 
-CSV_FIELDS = ("scenario", "method", "memory_images", "seed", *SUMMARY_FIELDS, "task_il_last_accuracy",
+CSV_FIELDS = ("scenario", "method", "memory_images", "cell_epochs", "seed", *SUMMARY_FIELDS, "task_il_last_accuracy",
               "task_il_average_accuracy", "memory_floats", "replay_accuracy", "memory_budget", "oracle", "evaluated_on",
-              "epochs_per_experience", "train_steps", "device",
+              "epochs_per_experience", "train_steps", "train_flops", "peak_memory_bytes", "device",
               "preset", "torch_threads", "class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix",
               "source", "git_commit", "code_version", "data_sha256", "finished_at", "command")
 
@@ -271,7 +332,13 @@ def notes_of(runs: list[dict]) -> list[str]:
              "row named 'method @key' holds records made under other ones (see the Runs table)",
              "Memory (floats): numbers a method keeps beyond the model it classifies with, after the last "
              "experience: a stored image counts C·H·W, a feature statistic its size, a kept model (frozen copy, "
-             "generator) its parameters and float buffers, EWC / SI their importances and anchors"]
+             "generator) its parameters and float buffers, EWC / SI their importances and anchors",
+             "Training FLOPs: forward and backward of every pass a method makes while it trains, and its upkeep "
+             "between experiences (torch.utils.flop_counter on a stratified 1 % of the steps, scaled by the step "
+             "count; matrix products, convolutions and the rate terms' factorisations; the evaluation left out)",
+             "Paired differences: Last of a row minus Last of the reference row (the best row, or --reference) on "
+             "each seed both ran; 95 % confidence interval from the t distribution, p of the paired t-test and of "
+             "the Wilcoxon signed-rank test; not distinguishable when the interval holds 0"]
     notes += sorted({f"{r['method']} {note}" for r in runs for note in r.get("notes", ())})
     oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
     notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
@@ -279,17 +346,19 @@ def notes_of(runs: list[dict]) -> list[str]:
 
 
 def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str],
-                  provenance: dict | None = None, failed: list[dict] | None = None) -> str:
+                  provenance: dict | None = None, failed: list[dict] | None = None, reference: str | None = None) -> str:
     """Write the three results files atomically; return the console summary. Each run needs a
     ``source`` (one of :data:`SOURCES`). ``failed``: the cells of a grid run that failed (scenario,
     method, seed, error, traceback), listed in results.json (``failed``), results.md and the
     summary; None (a sequential run) leaves them out."""
-    runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r.get("memory_images") or 0, r["seed"]))
+    runs = sorted(runs, key=lambda r: (r["scenario"], r["method"], r.get("memory_images") or 0, r.get("cell_epochs") or 0,
+                                       r["seed"]))
     summary = summarise(runs, methods)
+    comparisons = paired(summary, reference)
     notes = notes_of(runs)
-    content = {"provenance": provenance, "runs": runs, "summary": summary}
+    content = {"provenance": provenance, "runs": runs, "summary": summary, "paired": comparisons}
     if failed is not None:
         content["failed"] = failed
     atomic_write_set({f"{out_dir}/results.json": json.dumps(content, indent=2), f"{out_dir}/results.csv": csv_text(runs),
-                      f"{out_dir}/results.md": markdown(runs, summary, header, notes, failed)})
-    return console_summary(runs, summary, notes, failed)
+                      f"{out_dir}/results.md": markdown(runs, summary, header, notes, failed, comparisons)})
+    return console_summary(runs, summary, notes, failed, comparisons)

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from .. import distributed, metrics
 from ..device import synchronize
 from .checkpoint import (CorruptCheckpoint, load_strategy_state, own_plugins, read_checkpoint, save_checkpoint,
                          set_rng_state, strategy_state)
+from .flops import COUNTING, TrainingFlops, peak_memory
 from .task_il import TASK_IL_KEY, TaskILAccuracy
 from .tb_logger import ExperienceTensorboardLogger
 
@@ -104,13 +106,24 @@ class BudgetCounter(SupervisedPlugin, supports_distributed=True):
 
 
 def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str):
-    """A freshly built strategy (seeded as an uninterrupted run is), its own plugins, and the harness's."""
+    """A freshly built strategy (seeded as an uninterrupted run is), its own plugins, and the
+    harness's: the budget counter, the FLOPs counter (and its marker of a step's beginning, first of
+    all) and the epoch bar, then ``extra_plugins``, whose work after an experience (the replay
+    judge's) is therefore not counted as training."""
     seed_everything(seed)
     strategy = build(ctx)
     checkpointed = own_plugins(strategy)
-    counter, epoch_bar = BudgetCounter(), EpochProgress(label, progress)
-    strategy.plugins.extend([*extra_plugins, counter, epoch_bar])
-    return strategy, checkpointed, counter, epoch_bar
+    counter, flops, epoch_bar = BudgetCounter(), TrainingFlops(), EpochProgress(label, progress)
+    strategy.plugins.insert(0, flops.front)
+    strategy.plugins.extend([counter, flops, epoch_bar, *extra_plugins])
+    return strategy, checkpointed, Counters(counter, flops), epoch_bar
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What the harness counts of each experience's training."""
+    budget: BudgetCounter
+    flops: TrainingFlops
 
 
 def _aside(path: str) -> str:
@@ -136,7 +149,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
     summary metrics of :mod:`ctrl_bench.metrics`.
     """
     n = len(scenario.benchmark.train_stream)
-    strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
+    strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
     rows, seconds, counts = [], [], []
     main = not distributed.active() or distributed.is_main()
     # In a distributed run, rank 0 chooses the checkpoint (setting damaged ones aside) and every rank loads it.
@@ -155,7 +168,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 moved = _aside(candidate)
                 print(f"warning: {candidate} cannot be resumed from: {err}; moved aside to {os.path.basename(moved)}",
                       flush=True)
-            strategy, checkpointed, counter, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
+            strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
     loggers = getattr(strategy.evaluator, "loggers", [])
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
     bar = tqdm(total=n, initial=len(rows), desc=label or "experiences", unit="exp", disable=not progress, leave=False)
@@ -174,8 +187,10 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 if hasattr(logger, "finish_experience"):
                     logger.finish_experience()
             row = [float(results[ACCURACY_KEY.format(j)]) for j in range(len(test_stream))]
-            count = {"epochs": counter.epochs, "steps": counter.steps, "train_seconds": trained,
-                     "loop_seconds": counter.loop_seconds,
+            budget, flops = counters.budget, counters.flops
+            count = {"epochs": budget.epochs, "steps": budget.steps, "train_seconds": trained,
+                     "loop_seconds": budget.loop_seconds, "step_flops": flops.step_flops,
+                     "upkeep_flops": flops.upkeep_flops, "peak_memory": flops.peak_memory,
                      # future experiences' classes are unknown to the model: their task-aware score means nothing
                      "task_il": [float(results[TASK_IL_KEY.format(j)]) if j <= i else 0.0 for j in range(len(test_stream))]}
             # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
@@ -190,6 +205,7 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
     except KeyboardInterrupt:
         raise RunInterrupted(len(rows), n) from None
     finally:
+        counters.flops.close()
         epoch_bar.close()
         bar.close()
         for logger in loggers:
@@ -213,10 +229,24 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "steps_per_experience": [c["steps"] for c in counts],
         "train_seconds_per_experience": [c.get("train_seconds", 0.0) for c in counts],
         "loop_seconds_per_experience": [c.get("loop_seconds", 0.0) for c in counts],
+        **flops_fields(counts, counters.flops.memory_kind or peak_memory(torch.device(ctx.device))[1]),
         **({"distributed": distributed_summary(strategy, checkpointed, state_attributes)}
            if distributed.active() else {}),
         "strategy": strategy,
     }
+
+
+def flops_fields(counts: list[dict], memory_kind: str) -> dict:
+    """The record's cost fields: training FLOPs per experience (its sampled steps scaled, and its upkeep)
+    and in total, and the peak memory (None where a checkpoint of an older version lacks them)."""
+    if any("step_flops" not in c for c in counts):
+        return {"train_flops": None}
+    per_experience = [c["step_flops"] + c["upkeep_flops"] for c in counts]
+    return {"train_flops": sum(per_experience), "train_flops_per_experience": per_experience,
+            "step_flops_per_experience": [c["step_flops"] for c in counts],
+            "upkeep_flops_per_experience": [c["upkeep_flops"] for c in counts],
+            "peak_memory_bytes": max(c["peak_memory"] for c in counts), "peak_memory_kind": memory_kind,
+            "flops_counting": COUNTING}
 
 
 def state_digests(strategy, plugins, attributes=()) -> dict[str, str]:

@@ -203,27 +203,28 @@ def test_same_seed_and_threads_reproduce_bit_for_bit(tiny_npz, tmp_path):
     assert matrices[0] == matrices[1]  # exact float equality, not a tolerance
 
 
-def test_memory_in_floats_oracles_marked_and_both_figures_written(tiny_npz, tmp_path):
+def test_memory_in_floats_oracles_marked_and_the_figures_written(tiny_npz, tmp_path):
     out = tmp_path / "runs"
     assert bench(out, tiny_npz, "--methods", "replay", "ncm", "--option", "ncm.oracle=true", "--seeds", "0", "1") == 0
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert {(r["method"], r["memory_floats"], r["oracle"] is None) for r in runs} == {
         ("replay", 40 * 28 * 28, True), ("ncm", 4 * 128, False)}  # images × C·H·W; K class means of d = 128
     rows = md_rows(out, "Last and Avg")
-    assert rows[0].startswith("| replay (40 images) |") and rows[0].endswith("| 31,360 |")
-    assert rows[1].startswith("| ncm [oracle] |") and rows[1].endswith("| 512 |")
+    flops = {r["method"]: r["train_flops"] for r in runs if r["seed"] == 0}
+    assert rows[0].startswith("| replay (40 images) |") and rows[0].endswith(f"| 31,360 | {flops['replay']:.3g} |")
+    assert rows[1].startswith("| ncm [oracle] |") and rows[1].endswith(f"| 512 | {flops['ncm']:.3g} |")
     assert all(row.startswith("| tiny-2 | ncm [oracle] |") for row in md_rows(out, "Runs") if "| ncm" in row)
     assert "- [oracle] ncm: an oracle, not a class-incremental result: NCM means refitted" in (out / "results.md").read_text()
 
     tb_dir = out / "tensorboard" / "_figures"
-    for kind in ("accuracy", "memory"):
+    for kind in ("accuracy", "memory", "flops"):
         path = out / "figures" / f"tiny-2-{kind}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         image = imread(path)
         assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500 and image[..., :3].std() > 0.05
     events = EventAccumulator(str(tb_dir))
     events.Reload()
-    assert sorted(events.Tags()["images"]) == ["tiny-2/accuracy", "tiny-2/memory"]
+    assert sorted(events.Tags()["images"]) == ["tiny-2/accuracy", "tiny-2/flops", "tiny-2/memory"]
     assert bench(out, tiny_npz, "--methods", "replay", "ncm", "--option", "ncm.oracle=true", "--seeds", "0", "1") == 0
     assert len([f for f in tb_dir.iterdir() if f.name.startswith("events")]) == 1  # the latest figures only
 

@@ -1,0 +1,122 @@
+"""What a result cost and how sure it is: training FLOPs in every record, budget curves, paired
+statistics over seeds, and figures whose labels never cover each other."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from scipy import stats
+
+from ctrl_bench.harness import cli
+from ctrl_bench.harness.plots import accuracy_figure, flops_figure, memory_figure
+from ctrl_bench.harness.results import paired, summarise
+from ctrl_bench.harness.stats import paired_difference
+from helpers import record_file
+
+
+def bench(out, data, *extra):
+    return cli.main(["--scenario", f"npz:{data}", "--n-experiences", "2", "--backbone", "mlp", "--batch-size", "32",
+                     "--mem-size", "40", "--no-progress", "--threads", "1", "--out", str(out), *extra])
+
+
+def record(out, method, epochs=None):
+    path = record_file(out, method)
+    if epochs is not None:
+        path = path.parent / f"ep{epochs}" / path.name
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- paired statistics
+def test_the_paired_difference_is_scipy_s_on_known_numbers():
+    row = {0: 0.90, 1: 0.91, 2: 0.92, 3: 0.95, 7: 0.5}
+    reference = {0: 0.93, 1: 0.93, 2: 0.95, 3: 0.96, 4: 0.99}
+    diff = paired_difference(row, reference)
+    a, b = [0.90, 0.91, 0.92, 0.95], [0.93, 0.93, 0.95, 0.96]  # seeds 0-3: the ones both ran
+    test = stats.ttest_rel(a, b)
+    assert diff["n"] == 4 and diff["seeds"] == [0, 1, 2, 3]
+    assert diff["mean"] == pytest.approx(-0.0225)
+    assert diff["ci95"] == pytest.approx(list(test.confidence_interval(0.95)))
+    assert diff["t_test_p"] == pytest.approx(test.pvalue)
+    assert diff["wilcoxon_p"] == pytest.approx(stats.wilcoxon(np.subtract(a, b)).pvalue)
+    assert diff["wilcoxon_p"] == pytest.approx(0.125)  # n = 4, all one sign: 2 / 2⁴
+    assert diff["distinguishable"] and diff["ci95"][1] < 0
+
+
+def test_a_difference_the_seeds_cannot_tell_from_zero_is_marked_and_one_seed_is_no_test():
+    diff = paired_difference({0: 0.5, 1: 0.7, 2: 0.6}, {0: 0.6, 1: 0.6, 2: 0.6})
+    assert diff["ci95"][0] < 0 < diff["ci95"][1] and not diff["distinguishable"]
+    assert paired_difference({0: 0.5, 1: 0.7}, {1: 0.6, 2: 0.6}) is None
+
+
+def run_of(method, seed, last, **extra):
+    return {"scenario": "s", "method": method, "seed": seed, "last_accuracy": last,
+            "average_incremental_accuracy": last, "forgetting": 0.0, "bwt": 0.0, "wall_seconds": 1.0,
+            "source": "ran", "reuse_key": {"m": method}, **extra}
+
+
+def test_the_reference_row_is_the_best_or_the_one_asked_for():
+    runs = [run_of("a", s, 0.8 + 0.01 * s) for s in range(3)] + [run_of("b", s, 0.7 + 0.02 * s) for s in range(3)]
+    summary = summarise(runs)
+    best = paired(summary)["s"]
+    assert best["reference"] == "a" and best["rows"]["b"]["mean"] == pytest.approx(-0.09)
+    chosen = paired(summary, reference="b")["s"]
+    assert chosen["reference"] == "b" and chosen["rows"]["a"]["mean"] == pytest.approx(0.09)
+
+
+# ---------------------------------------------------------------- figures at any length
+def fake_runs(n_experiences: int, n_methods: int = 17) -> list[dict]:
+    rng = np.random.default_rng(0)
+    runs = []
+    for m, seed in itertools.product(range(n_methods), range(2)):
+        curve = list(rng.uniform(0.3, 1.0, n_experiences))
+        # methods cluster: several rows at the same memory and compute, as gem / gdumb / icarl do
+        runs.append(run_of(f"method_{m}", seed, curve[-1], seen_accuracy=curve,
+                           experience_classes=[[c] for c in range(n_experiences)],
+                           memory_floats=0 if m < 4 else 392_000 if m < 9 else 10 ** (3 + m % 4),
+                           train_flops=1e12 * (1 + m % 3), reuse_key={"m": m}))
+    return runs
+
+
+def overlapping(texts, renderer) -> list[tuple[str, str]]:
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text() and t.get_visible()]
+    return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+
+
+@pytest.mark.parametrize("n_experiences", [5, 10, 20])
+def test_no_label_covers_another_with_17_methods(n_experiences):
+    summary = summarise(fake_runs(n_experiences))
+    runs_by_label = {label: (entry, [r for r in fake_runs(n_experiences) if r["method"] == entry["method"]])
+                     for label, entry in summary["s"].items()}
+    for draw in (accuracy_figure, memory_figure, flops_figure):
+        fig = draw("s", runs_by_label)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        ax = fig.axes[0]
+        assert not overlapping(ax.get_xticklabels(), renderer), draw.__name__
+        annotations = [t for t in ax.texts if t.get_text() != "//"]
+        assert not overlapping(annotations, renderer), draw.__name__
+        assert len(ax.get_legend().get_texts()) == 17  # every row named once, in the legend
+    labels = [t.get_text() for t in accuracy_figure("s", runs_by_label).axes[0].get_xticklabels()]
+    assert (labels[0] == "1\n(1 class)") if n_experiences <= 5 else labels[0] == "1\n(1)"
+
+
+# ---------------------------------------------------------------- training FLOPs
+def test_every_record_counts_its_training_flops_and_an_extra_pass_shows(tiny_npz, tmp_path):
+    out = tmp_path / "runs"
+    assert bench(out, tiny_npz, "--methods", "naive", "lwf", "replay", "--epochs", "2", "4") == 0
+    naive2, naive4 = record(out, "naive", 2), record(out, "naive", 4)
+    for r in (naive2, naive4):
+        assert r["train_flops"] == sum(r["train_flops_per_experience"]) > 0 and r["peak_memory_bytes"] > 0
+        assert len(r["train_flops_per_experience"]) == 2 and "stratified" in r["flops_counting"]
+    assert naive4["train_flops"] / naive2["train_flops"] == pytest.approx(2.0, rel=0.05)  # twice the epochs
+    lwf, replay = record(out, "lwf", 2), record(out, "replay", 2)
+    # the second experience: LwF's frozen previous model runs on every batch, replay doubles its batch
+    assert lwf["step_flops_per_experience"][1] > 1.2 * naive2["step_flops_per_experience"][1]
+    assert replay["step_flops_per_experience"][1] > 1.5 * naive2["step_flops_per_experience"][1]
+    assert lwf["step_flops_per_experience"][0] == naive2["step_flops_per_experience"][0]  # nothing extra yet
+    text = (out / "results.md").read_text()
+    assert "Training FLOPs" in text and "naive (4 epochs)" in text
+    assert (out / "figures" / "tiny-2-flops.png").exists()
