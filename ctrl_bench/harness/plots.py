@@ -72,9 +72,17 @@ def experience_ticks(n_seen) -> tuple[list[int], list[str]]:
     return shown, [f"{i}\n({_classes(int(n_seen[i - 1])) if n <= WORDS_UP_TO else int(n_seen[i - 1])})" for i in shown]
 
 
-def _legend(ax) -> None:
+def _finish(fig: Figure, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Accuracy from 0 to 1, the labels, a light grid, and every row named in a legend beside the plot."""
+    ax = fig.axes[0]
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False,
               ncol=1 if len(ax.get_legend_handles_labels()[1]) <= 18 else 2)
+    return fig
 
 
 def accuracy_figure(scenario: str, rows: dict) -> Figure:
@@ -95,13 +103,8 @@ def accuracy_figure(scenario: str, rows: dict) -> Figure:
             n_seen = np.cumsum([len(c) for c in runs[0]["experience_classes"]])
     if n_seen is not None:
         ax.set_xticks(*experience_ticks(n_seen))
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("after experience (classes seen so far)")
-    ax.set_ylabel("accuracy on the classes seen so far")
-    ax.set_title(f"{scenario}: accuracy on seen classes, mean ± std over seeds (n)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return fig
+    return _finish(fig, "after experience (classes seen so far)", "accuracy on the classes seen so far",
+                   f"{scenario}: accuracy on seen classes, mean ± std over seeds (n)")
 
 
 def _log_axis(ax, values: list[float], zero_lane: bool) -> float:
@@ -159,13 +162,9 @@ def memory_figure(scenario: str, rows: dict) -> Figure:
     zero = _log_axis(ax, [e["memory_floats"]["mean"] for _, e, _ in points], zero_lane=True)
     _curves_and_points(ax, points, lambda e: e["memory_floats"]["mean"] or zero,
                        lambda e: (e["method"], e.get("cell_epochs")) if e.get("memory_images") else None)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("memory kept beyond the model (floats, log scale; 0 = keeps nothing, shaded lane)")
-    ax.set_ylabel("Last accuracy (all classes)")
-    ax.set_title(f"{scenario}: Last accuracy vs memory (lines: rehearsal methods at several memory sizes)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return fig
+    return _finish(fig, "memory kept beyond the model (floats, log scale; 0 = keeps nothing, shaded lane)",
+                   "Last accuracy (all classes)",
+                   f"{scenario}: Last accuracy vs memory (lines: rehearsal methods at several memory sizes)")
 
 
 def flops_figure(scenario: str, rows: dict) -> Figure | None:
@@ -180,13 +179,8 @@ def flops_figure(scenario: str, rows: dict) -> Figure | None:
     _log_axis(ax, [e["train_flops"]["mean"] for _, e, _ in points], zero_lane=False)
     _curves_and_points(ax, points, lambda e: e["train_flops"]["mean"],
                        lambda e: (e["method"], e.get("memory_images")))
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("training FLOPs (forward, backward and upkeep; log scale)")
-    ax.set_ylabel("Last accuracy (all classes)")
-    ax.set_title(f"{scenario}: Last accuracy vs training compute (lines: one method at several budgets)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return fig
+    return _finish(fig, "training FLOPs (forward, backward and upkeep; log scale)", "Last accuracy (all classes)",
+                   f"{scenario}: Last accuracy vs training compute (lines: one method at several budgets)")
 
 
 def _png(fig: Figure) -> bytes:
