@@ -33,7 +33,8 @@ def run(code: Path, out: Path, methods: list[str]) -> dict[str, dict]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     subprocess.run([sys.executable, "-m", "ctrl_bench", *SCENARIO, "--methods", *methods, "--out", str(out)],
                    cwd=code, env=env, check=True, stdout=subprocess.DEVNULL)
-    return {json.loads(p.read_text())["method"]: json.loads(p.read_text()) for p in (out / "records").rglob("*.json")}
+    records = [json.loads(p.read_text()) for p in (out / "records").rglob("*.json")]
+    return {record["method"]: record for record in records}
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ import resource
 
 import torch
 from avalanche.core import SupervisedPlugin
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula  # noqa: F401  (formulas below)
+from torch.utils.flop_counter import FlopCounterMode
 
 SAMPLE_FRACTION = 0.01  # of an experience's steps counted (at least MIN_SAMPLES)
 MIN_SAMPLES = 2

@@ -16,7 +16,7 @@ import numpy as np
 
 from .atomic import atomic_write_set
 from .records import short_hash
-from .stats import describe, paired_difference
+from .stats import paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
 OPTIONAL_SUMMARY = ("memory_floats", "replay_accuracy", "task_il_last_accuracy", "task_il_average_accuracy",

@@ -40,18 +40,3 @@ def paired_difference(row: dict[int, float], reference: dict[int, float]) -> dic
     w_p = 1.0 if not np.any(d) else float(stats.wilcoxon(d).pvalue)
     return {"n": n, "seeds": seeds, "mean": mean, "ci95": [low, high], "t_test_p": t_p, "wilcoxon_p": w_p,
             "distinguishable": not (low <= 0.0 <= high)}
-
-
-def describe(diff: dict | None) -> str:
-    """One table cell: "−0.024 [−0.029, −0.019] p=0.001/0.004 (n=9)", or the mark of a difference the
-    seeds cannot tell from zero."""
-    if diff is None:
-        return "–"
-    low, high = diff["ci95"]
-    text = (f"{diff['mean']:+.3f} [{low:+.3f}, {high:+.3f}] p={_p(diff['t_test_p'])}/{_p(diff['wilcoxon_p'])} "
-            f"(n={diff['n']})")
-    return text if diff["distinguishable"] else f"{text} ≈ not distinguishable at {diff['n']} seeds"
-
-
-def _p(p: float) -> str:
-    return f"{p:.3f}" if p >= 0.001 else "<0.001"
