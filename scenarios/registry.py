@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -95,7 +96,7 @@ def scenario_label(name: str, n_experiences: int | None, validation: float | Non
     with 6 classes first, and "mnist-5k-5-val10" when 10 % of the training images are held out for
     validation (results on it are another scenario's)."""
     base = (os.path.splitext(os.path.basename(name[4:]))[0] if name.startswith("npz:")
-            else name.replace(":", "") if name.startswith("synthetic:") else name)
+            else name.replace(":", "") if synthetic.generated(name) else name)
     label = f"{base}-{n_experiences or default_experiences(name)}"
     if first_classes is not None:
         label += f"-first{first_classes}"
@@ -119,7 +120,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 
 
 
 def scenario_names() -> list[str]:
-    return sorted(SCENARIOS) + ["npz:PATH", "synthetic:K"]
+    return sorted(SCENARIOS) + ["npz:PATH"] + [f"{prefix}:K" for prefix in sorted(synthetic.GENERATED)]
 
 
 def to_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
@@ -135,9 +136,10 @@ def _resolve(name: str) -> tuple[ArrayLoader, tuple[int, ...] | None, DataFiles,
     if name.startswith("npz:"):
         path = name[4:]
         return (lambda root, download, with_test: load_npz(path, with_test)), None, (lambda root: [path]), None
-    if name.startswith("synthetic:"):
+    if generated := synthetic.generated(name):
         synthetic.parse(name)
-        return (lambda root, download, with_test: synthetic.load(name)), None, (lambda root: [synthetic.__file__]), synthetic.FAMILY
+        files = sorted({synthetic.__file__, inspect.getsourcefile(generated.make)})  # the code that draws the data
+        return (lambda root, download, with_test: synthetic.load(name)), None, (lambda root: files), generated.family
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; choose one of: {', '.join(scenario_names())}")
     spec = SCENARIOS[name]

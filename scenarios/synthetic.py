@@ -1,21 +1,29 @@
-"""``synthetic:K`` scenarios: K classes of generated 28 × 28 grey images, no download, for many-class
-sequences on any machine (tests, benchmarks). Harder than a bar per class: each class is a set of four
-strokes (random angle, length and place, from a class seed), and each image keeps each stroke with
-probability 0.75, moves the whole by up to 3 pixels, and adds noise, so that classes share strokes
-and a stroke alone does not name its class.
+"""Generated scenarios, ``NAME:K`` (or ``NAME:K:TRAIN:TEST``): K classes of generated 28 × 28 grey
+images, no download, for many-class sequences on any machine (tests, benchmarks). :data:`GENERATED`
+names each kind and its family; all of them have 100 training and 20 test images per class unless
+TRAIN and TEST say otherwise, classes that depend on nothing but the class id, and training and test
+images drawn with the seeds 0 and 1.
 
-``synthetic:K`` has 100 training and 20 test images per class; ``synthetic:K:TRAIN:TEST`` sets them.
+- ``synthetic:K`` (family "strokes", here): each class is a set of four strokes (random angle, length
+  and place, from a class seed), and each image keeps each stroke with probability 0.75, moves the
+  whole by up to 3 pixels, and adds noise, so that classes share strokes and a stroke alone does not
+  name its class.
+- ``textures:K`` (family "textures", :mod:`scenarios.textures`): oriented gratings, checks and dots.
+- ``shapes:K`` (family "shapes", :mod:`scenarios.shapes`): polygons, filled or outlined.
 """
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from .labels import ScenarioError
+from .shapes import make_shapes
+from .textures import make_textures
 
 SIZE = 28
 STROKES = 4
-FAMILY = "strokes"  # grey images like MNIST; the presets give its first experience a longer budget
 
 
 def _stroke(rng, yy, xx):
@@ -44,20 +52,39 @@ def make_strokes(n_classes: int, per_class: int, seed: int) -> tuple[np.ndarray,
     return images, np.repeat(np.arange(n_classes), per_class)
 
 
+class Generated(NamedTuple):
+    make: Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]  # (classes, per class, seed) → images, labels
+    family: str
+
+
+# name → its generator and family ("strokes": grey images like MNIST; the presets give its first
+# experience a longer budget)
+GENERATED = {"synthetic": Generated(make_strokes, "strokes"), "textures": Generated(make_textures, "textures"),
+             "shapes": Generated(make_shapes, "shapes")}
+
+
+def generated(name: str) -> Generated | None:
+    """The generator of a ``NAME:…`` scenario (also of a bare or malformed one, for :func:`parse` to
+    explain), or None for any other scenario."""
+    return GENERATED.get(name.split(":")[0])
+
+
 def parse(name: str) -> tuple[int, int, int]:
-    """"synthetic:40" → (40, 100, 20); "synthetic:40:200:50" → (40, 200, 50); ScenarioError otherwise."""
-    parts = name.split(":")[1:]
+    """"synthetic:40" → (40, 100, 20); "textures:40:200:50" → (40, 200, 50); ScenarioError otherwise."""
+    prefix, *parts = name.split(":")
     try:
         numbers = [int(p) for p in parts]
     except ValueError:
         numbers = []
     if not 1 <= len(numbers) <= 3 or min(numbers) < 1 or numbers[0] < 2:
-        raise ScenarioError(f"{name!r}: expected synthetic:CLASSES[:TRAIN:TEST] with at least 2 classes, "
-                            "e.g. synthetic:40 or synthetic:40:100:20")
+        raise ScenarioError(f"{name!r}: expected {prefix}:CLASSES[:TRAIN:TEST] with at least 2 classes, "
+                            f"e.g. {prefix}:40 or {prefix}:40:100:20")
     classes, train, test = (numbers + [100, 20][len(numbers) - 1:])[:3]
     return classes, train, test
 
 
 def load(name: str):
+    """x_train, y_train, x_test, y_test of a generated scenario (training images: seed 0, test: seed 1)."""
     classes, train, test = parse(name)
-    return (*make_strokes(classes, train, seed=0), *make_strokes(classes, test, seed=1))
+    make = GENERATED[name.split(":")[0]].make
+    return (*make(classes, train, seed=0), *make(classes, test, seed=1))

@@ -150,7 +150,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--scenario", "split_svhn"], "unknown scenario 'split_svhn'; choose one of: mnist_5k, split_cifar10"),
+    (["--scenario", "split_svhn"], "unknown scenario 'split_svhn'; choose one of: digits, mnist_5k, split_cifar10"),
     (["--methods", "ctrl", "sgd"], "unknown method 'sgd'"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of paper, quick"),
     (["--device", "tpu"], "unknown device 'tpu'"),
