@@ -25,6 +25,7 @@ CLASSIFIER_PROTOCOLS = {
 }
 # Avalanche's strategy arguments, as ICTRL's defaults (the quick preset's lengths).
 TRAIN_EPOCHS, TRAIN_MB_SIZE, EVAL_MB_SIZE = 30, 256, 1024
+MIN_FIRST_BATCH = 16  # first_steps shrinks the first experience's batch no further (rate terms need a few rows)
 
 _NO_PAPER_VALUE = object()
 
@@ -67,6 +68,14 @@ class ICTRLConfig:
     decoder_warmup: float = option(0.3, "the first part of the first experience (a fraction of its epochs) in which the "
                                         "decoder learns to draw, minimising its pixel error alone, before it joins the "
                                         "game (the memory holds only what g can draw)", paper=0.0, departure=True)
+    first_steps: int = option(240, "the fewest optimiser steps of the first experience (before the memory holds "
+                                   "anything, g must learn to draw in it): where its epochs at the batch size give "
+                                   "fewer, its batch shrinks to ⌊images · epochs / first_steps⌋ (at least "
+                                   "16); the later experiences keep the batch size (0: off)", paper=0, departure=True)
+    warmup_encoder: bool = option(True, "in the decoder's warm-up the encoder also minimises g's pixel error on the "
+                                        "new batch, ‖g(f(x)) − x‖² through both (an autoencoder's encoder): with one "
+                                        "class the rate reduction is zero and f would otherwise learn nothing before "
+                                        "that class's statistics are stored", paper=False, departure=True)
     # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
     # 24 on validation (--validation 0.1, 3 seeds): mnist-5k Last 0.914 ± 0.005 against 0.895 ± 0.004 with 16
     # (the classifier with n_components = 24); CIFAR-10 subset, seeds 0 1: 0.361 against 0.340; strokes level.
@@ -142,6 +151,8 @@ class ICTRLConfig:
         for name in ("n_directions", "n_prototypes", "images_per_class"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.first_steps < 0:
+            raise ValueError(f"first_steps must be ≥ 0 (0 turns it off), got {self.first_steps}")
         if self.anchors_per_class < 0:
             raise ValueError(f"anchors_per_class must be ≥ 0 (0 turns it off), got {self.anchors_per_class}")
         if self.replay_per_class is not None and self.replay_per_class < 1:

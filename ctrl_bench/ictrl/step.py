@@ -11,6 +11,9 @@ both players' losses and the step's terms out. No Avalanche, no strategy state: 
 
 with S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j). The bracketed term is added unless the encoder
 discriminates (the paper's game), which cancels the encoder's share of the new pairwise terms.
+In the decoder's warm-up (``decoder_plays=False``) the decoder's loss is its pixel error alone, and
+with ``warmup_encoder`` the encoder also pays w_p·‖g(Z_new) − X_new‖² through a second decode that
+keeps f's gradient: with one class, S is zero, and this is all f learns before its statistics are kept.
 """
 
 from __future__ import annotations
@@ -157,6 +160,11 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
         encoder_loss = encoder_loss + config.anchor_weight * logged["anchor_drift"]
     # the warm-up's decoder learns from its pixel error alone, so it has one even where the game has none
     pixel_weight = config.pixel_weight if decoder_plays else (config.pixel_weight or 1.0)
+    if config.warmup_encoder and not decoder_plays:  # f as an autoencoder's encoder: g's error through f
+        with autocast():
+            reconstruction = decoder(Z_new)
+        logged["encoder_pixel_error"] = gather(per_sample_pixel_error(reconstruction, X)).mean()
+        encoder_loss = encoder_loss + pixel_weight * logged["encoder_pixel_error"]
     if pixel_weight and decoder_grad:
         errors = per_sample_pixel_error(X_hat[:n], X)
         if anchor_images is not None:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import distributed
 from ..rate import rate_reduction
-from .config import EVAL_MB_SIZE, FIELDS, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
+from .config import EVAL_MB_SIZE, FIELDS, MIN_FIRST_BATCH, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
 from .plugins import AnchorReplayPlugin, DistillationPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
 from .step import ClassMasks, Replay, StepResult, game_step
 from .update import TwoPlayerTemplate
@@ -68,6 +68,7 @@ class ICTRL(TwoPlayerTemplate):
         self.mixed_precision = (torch.device(device).type == "cuda") if config.mixed_precision is None \
             else config.mixed_precision
         self.num_classes = num_classes or 0
+        self.batch_size = train_mb_size  # the batch of every experience but a short first one (first_steps)
         self.shuffle_seed = torch.initial_seed()  # the run's seed: a distributed run's shards follow it
         self.masks: ClassMasks | None = None
         self.last_epoch_terms: dict[str, float] = {}
@@ -149,7 +150,21 @@ class ICTRL(TwoPlayerTemplate):
         self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1)
         old = set(self.memory.classes) - set(classes)
         self.masks = ClassMasks(self._class_mask(classes), self._class_mask(old))
-        super()._before_training_exp(**kwargs)  # the plugins: memory to the device, anchors, f_prev
+        self.train_mb_size = self._experience_batch(len(self.experience.dataset))
+        super()._before_training_exp(**kwargs)  # the loader, then the plugins: memory to the device, anchors, f_prev
+
+    def _experience_batch(self, n_images: int) -> int:
+        """The batch of the experience about to train: ``batch_size``, except in the first experience
+        (nothing in memory yet), which gets at least ``first_steps`` steps: its batch shrinks to
+        ⌊n_images · epochs / first_steps⌋, not below MIN_FIRST_BATCH (in a distributed run, a multiple of
+        the process count)."""
+        if len(self.memory) or not self.config.first_steps:
+            return self.batch_size
+        fits = max(MIN_FIRST_BATCH, n_images * self.train_epochs // self.config.first_steps)
+        batch = min(self.batch_size, fits)
+        if distributed.active():
+            batch = max(get_world_size(), batch - batch % get_world_size())
+        return batch
 
     def _class_mask(self, classes) -> Tensor:
         mask = torch.zeros(self.num_classes, dtype=torch.bool, device=self.device)
