@@ -22,13 +22,14 @@ from scenarios.registry import check_scenario
 
 from . import grid
 from .atomic import TMP_PREFIX
+from .budget import PROBE_EPOCHS, ProbeFailed, fitted_epochs, probe_config
 from .cells import BenchInterrupted, Bench, DataError, memories, run_in_process
 from .config import ConfigError, RunConfig
 from .lock import out_lock
 from .presets import common_settings
 from .records import RecordStore, read_record, short_hash
 
-__all__ = ["BenchInterrupted", "ConfigError", "DataError", "RunOutcome", "run"]
+__all__ = ["BenchInterrupted", "ConfigError", "DataError", "ProbeFailed", "RunOutcome", "run"]
 
 JUDGE_MIN_SIDE = 16  # the replay judge's network takes images of at least this many pixels a side
 
@@ -199,6 +200,41 @@ def load_datasets(config: RunConfig) -> dict:
         raise DataError(str(err)) from None
 
 
+def run_cells(bench: Bench) -> tuple[str, list[dict]]:
+    """Run or reuse the cells of ``bench``: on Ray with a grid (a failed cell is reported and the
+    others go on), else in this process. Returns the console summary and the failed cells."""
+    if bench.config.grid is not None:
+        return grid.run_grid(bench)
+    return run_in_process(bench), []
+
+
+def measure_budgets(config: RunConfig, device: torch.device, datasets: dict, main: bool) -> dict:
+    """--budget-flops: run (or reuse) the FLOPs probes of every method (:mod:`.budget`) and return the
+    epochs that fit in each budget, {(scenario name, method, memory, F): epochs}."""
+    probes = probe_config(config)
+    if main:
+        print(f"--budget-flops: measuring each method's training FLOPs at {' and '.join(map(str, PROBE_EPOCHS))} "
+              f"epochs per experience (seed {probes.seeds[0]}; records in {probes.out})", flush=True)
+    bench = Bench(probes, device, datasets, judges_dir=os.path.join(config.out, "judges"))
+    run_cells(bench)
+    fitted, refused = {}, None
+    if main:
+        try:
+            fitted = fitted_epochs(config, bench.store, bench.cells)
+        except (ConfigError, ProbeFailed) as err:
+            refused = (isinstance(err, ConfigError), str(err))
+    fitted, refused = distributed.broadcast((fitted, refused))  # every process stops, or goes on with rank 0's epochs
+    if refused is not None:
+        bad_budget, message = refused
+        raise (ConfigError if bad_budget else ProbeFailed)(message)
+    if main:
+        for (name, method, memory, flops), epochs in fitted.items():
+            shown = f" ({memory} images)" if memory is not None else ""
+            print(f"  {bench.labels[name]} {method}{shown}: {epochs} epochs per experience fit in {flops:.3g} FLOPs",
+                  flush=True)
+    return fitted
+
+
 def run(config: RunConfig) -> RunOutcome:
     """Run or reuse every cell of ``config``; write the results files and figures; return what
     happened. Raises :class:`ConfigError` (bad names or values) or :class:`DataError` before
@@ -220,11 +256,9 @@ def run(config: RunConfig) -> RunOutcome:
             if main:
                 clean_leftovers(config.out)
             distributed.barrier()
-            bench = Bench(config, device, datasets)
-            if config.grid is not None:  # the same cells on Ray; a failed cell is reported and the others go on
-                summary, failed = grid.run_grid(bench)
-            else:
-                summary, failed = run_in_process(bench), []
+            fitted = measure_budgets(config, device, datasets, main) if config.budget_flops else None
+            bench = Bench(config, device, datasets, fitted)
+            summary, failed = run_cells(bench)
     finally:
         torch.set_num_threads(threads)
     return RunOutcome(summary, failed, len(bench.cells))

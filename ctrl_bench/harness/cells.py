@@ -10,6 +10,7 @@ a distributed run, every process runs each cell together); :func:`~.grid.run_gri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -134,19 +135,31 @@ class Bench:
     so on the console), the replay judge it is scored by (:meth:`judge`), and its record once it ran
     (:meth:`complete`)."""
 
-    def __init__(self, config: RunConfig, device: torch.device, datasets: dict):
+    def __init__(self, config: RunConfig, device: torch.device, datasets: dict, fitted: dict | None = None,
+                 judges_dir: str | None = None):
+        """``fitted``: with --budget-flops, {(scenario name, method, memory, F): epochs}
+        (:func:`.budget.fitted_epochs`); ``judges_dir``: where replay judges are cached (default
+        --out/judges)."""
         self.config, self.device, self.datasets = config, device, datasets
         self.env = provenance.environment(device, config.command)
         self.store = RecordStore(config.out)
         self.this_command: dict[str, str] = {}  # record path → "ran" | "reused"
         self.labels = unique_labels(config, datasets, self.store)
-        self.cells = [(name, Cell(self.labels[name], method, seed, memory, epochs))
-                      for name in config.scenarios for seed in config.seeds for method in config.methods
+        self.judges_dir = judges_dir or os.path.join(config.out, "judges")
+        self.cells = [(name, cell) for name in config.scenarios for seed in config.seeds for method in config.methods
                       for memory in memories(config, datasets[name], method)
-                      for epochs in (config.epochs_values or (None,))]
+                      for cell in self._budgets(Cell(self.labels[name], method, seed, memory), name, fitted)]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
         self.code_versions = {method: provenance.code_version(method) for method in config.methods}
         self._judges: dict[str, torch.nn.Module] = {}
+
+    def _budgets(self, cell: Cell, name: str, fitted: dict | None) -> list[Cell]:
+        """``cell`` at each training budget of the command: the preset's, each of ``--epochs A B C``,
+        or the epochs fitted to each ``--budget-flops``."""
+        if self.config.budget_flops:
+            return [dataclasses.replace(cell, epochs=fitted[(name, cell.method, cell.memory, flops)], budget_flops=flops)
+                    for flops in self.config.budget_flops]
+        return [dataclasses.replace(cell, epochs=epochs) for epochs in (self.config.epochs_values or (None,))]
 
     def pending(self):
         """The plans of the cells to run, one at a time as they are asked for (so that the console says
@@ -182,7 +195,7 @@ class Bench:
         if name not in self._judges:
             data = self.datasets[name]
             held = "" if data.validation is None else f"-val{100 * data.validation:g}"  # trained without those images
-            cache = os.path.join(self.config.out, "judges", f"{self.data_hashes[name][:16]}{held}.pt")
+            cache = os.path.join(self.judges_dir, f"{self.data_hashes[name][:16]}{held}.pt")
             self._judges[name] = load_or_train_judge(cache, data, self.device)
         return self._judges[name]
 
@@ -193,7 +206,7 @@ class Bench:
         env = self.env if torch_threads is None else {**self.env, "torch_threads": torch_threads}
         data, common, own = self.datasets[plan.name], plan.settings["config"], plan.settings["method"]
         record.update(scenario=plan.cell.scenario, scenario_source=data.source, memory_images=plan.cell.memory,
-                      cell_epochs=plan.cell.epochs,
+                      cell_epochs=plan.cell.epochs, cell_budget_flops=plan.cell.budget_flops,
                       evaluated_on=data.evaluated_on,
                       budget={"epochs": own["epochs"], "first_epochs": own.get("first_epochs"),
                               "batch_size": own["batch_size"], "override": budget_override(common, own)},

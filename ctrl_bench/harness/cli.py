@@ -27,7 +27,8 @@ from scenarios import scenario_names
 
 from . import grid
 from .atomic import WriteError
-from .bench import DataError, run
+from .bench import DataError, ProbeFailed, run
+from .budget import PROBE_EPOCHS
 from .cells import silence_warnings
 from .config import REUSE_POLICIES, ConfigError, GridConfig, RunConfig
 from .lock import OutInUse
@@ -134,6 +135,10 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=positive_int, nargs="+", metavar="N",
                    help="epochs per experience, for every method (the budget); several values give every method one "
                         "run per value, every experience that long (a curve in the FLOPs figure)")
+    g.add_argument("--budget-flops", type=positive_float, nargs="+", metavar="F",
+                   help="compute-matched instead of epoch-matched: every method the most epochs per experience whose "
+                        f"training FLOPs fit in F, fitted from a run of it at {' and '.join(map(str, PROBE_EPOCHS))} epochs (kept under "
+                        "--out/flops-probes); several values give one run per value (a curve in the FLOPs figure)")
     g.add_argument("--first-epochs", type=positive_int,
                    help="epochs of the first experience, for every method (default: the preset's, else --epochs)")
     g.add_argument("--batch-size", type=positive_int, help="training batch size")
@@ -232,7 +237,7 @@ def to_run_config(args, command: str) -> RunConfig:
         n_experiences=args.n_experiences, class_order=None if args.class_order is None else tuple(args.class_order),
         validation=args.validation, first_experience_classes=args.first_experience_classes,
         mem_sizes=tuple(args.mem_size or ()), memory_floats=tuple(args.memory_floats or ()),
-        epochs_values=tuple(epochs) if len(epochs) > 1 else (),
+        epochs_values=tuple(epochs) if len(epochs) > 1 else (), budget_flops=tuple(args.budget_flops or ()),
         device=args.device, threads=args.threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid_config,
@@ -257,7 +262,7 @@ def main(argv=None, prog: str = "ctrl-bench") -> int:
         outcome = run(to_run_config(args, command=" ".join([prog, shlex.join(argv)])))
     except (ConfigError, MethodError) as err:
         fail(str(err))
-    except (DataError, NonFiniteRateError, grid.GridUnavailable, OutInUse) as err:  # bad data, a NaN, no Ray, a busy --out
+    except (DataError, NonFiniteRateError, grid.GridUnavailable, OutInUse, ProbeFailed) as err:  # bad data, a NaN, no Ray, a busy --out
         fail(str(err), code=1)
     except WriteError as err:
         fail(f"{err.strerror}; the records finished before it are kept: free the space or fix the folder's "

@@ -7,6 +7,7 @@ harness takes (so that it can be driven from Python without a command line)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 DEFAULT_METHODS = ("ctrl", "naive", "lwf", "icarl", "replay")
@@ -50,6 +51,7 @@ class RunConfig:
     mem_sizes: tuple[int, ...] = ()  # images a rehearsal method keeps, one cell per value (none: the preset's)
     memory_floats: tuple[int, ...] = ()  # ... or as many images as fit in each of these float budgets
     epochs_values: tuple[int, ...] = ()  # several budgets: every method one cell per value (a budget curve)
+    budget_flops: tuple[float, ...] = ()  # compute-matched: every method the epochs that fit in each of these FLOPs
     device: str = "auto"
     threads: int | None = None
     overrides: dict = field(default_factory=dict)
@@ -84,6 +86,16 @@ class RunConfig:
             raise ConfigError(f"--validation must be a fraction in (0, 1), got {self.validation}")
         if self.epochs_values and "epochs" in self.overrides:
             raise ConfigError("give the epochs once: several values in epochs_values, or one in overrides")
+        if self.budget_flops:
+            given = [flag for flag, value in (("--epochs", self.epochs_values or self.overrides.get("epochs")),
+                                              ("--first-epochs", self.overrides.get("first_epochs"))) if value]
+            given += [f"--option {m}.{name}" for m, options in self.method_options.items() for name in options
+                      if name in ("epochs", "first_epochs")]
+            if given:
+                raise ConfigError(f"--budget-flops chooses every method's epochs; it does not combine with {given[0]}")
+            if any(not 0 < v < math.inf for v in self.budget_flops) or len(set(self.budget_flops)) != len(self.budget_flops):
+                raise ConfigError(f"--budget-flops takes distinct positive counts, got "
+                                  f"{' '.join(f'{v:g}' for v in self.budget_flops)}")
         for flag, values in (("--mem-size", self.mem_sizes), ("--memory-floats", self.memory_floats),
                              ("--epochs", self.epochs_values)):
             if any(v < 1 for v in values) or len(set(values)) != len(values):

@@ -64,6 +64,20 @@ def slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
+def flops_text(flops: float) -> str:
+    """A FLOPs count as tables and paths show it, e.g. "1.2e+12"."""
+    return f"{flops:.3g}"
+
+
+def cell_details(memory: int | None, epochs: int | None, budget_flops: float | None) -> list[str]:
+    """What tells a cell's row from the method's others, e.g. ["500 images", "12 epochs ≤ 1e+12 FLOPs"]."""
+    shown = [f"{memory} images"] if memory is not None else []
+    if epochs is not None:
+        shown.append(f"{epochs} epoch{'' if epochs == 1 else 's'}"
+                     + (f" ≤ {flops_text(budget_flops)} FLOPs" if budget_flops is not None else ""))
+    return shown
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (scenario, method, seed) of a command; for a rehearsal method also the images it keeps."""
@@ -71,17 +85,18 @@ class Cell:
     method: str
     seed: int
     memory: int | None = None  # images a rehearsal method keeps (its runs at other sizes are other cells)
-    epochs: int | None = None  # epochs per experience, when a command runs several (a budget curve)
+    epochs: int | None = None  # epochs per experience, when a command runs several (a budget curve) or fits them
+    budget_flops: float | None = None  # the training FLOPs its epochs were fitted to (--budget-flops)
 
     @property
     def where(self) -> str:
         parts = [self.method] + ([f"mem{self.memory}"] if self.memory is not None else []) \
+            + ([f"flops{flops_text(self.budget_flops)}"] if self.budget_flops is not None else []) \
             + ([f"ep{self.epochs}"] if self.epochs is not None else [])
         return os.path.join(slug(self.scenario), *parts, f"seed{self.seed}")
 
     def __str__(self) -> str:
-        shown = ([f"{self.memory} images"] if self.memory is not None else []) \
-            + ([f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"] if self.epochs is not None else [])
+        shown = cell_details(self.memory, self.epochs, self.budget_flops)
         detail = f" ({', '.join(shown)})" if shown else ""
         return f"{self.scenario} {self.method}{detail} seed {self.seed}"
 
@@ -89,7 +104,7 @@ class Cell:
     def of(cls, record: dict) -> Cell:
         """The cell a record is of."""
         return cls(record["scenario"], record["method"], record["seed"], record.get("memory_images"),
-                   record.get("cell_epochs"))
+                   record.get("cell_epochs"), record.get("cell_budget_flops"))
 
 
 class RecordStore:
@@ -226,6 +241,7 @@ OPTIONAL_FIELDS = {
                       "a count of images"),
     "cell_epochs": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
                     "a count of epochs"),
+    "cell_budget_flops": (lambda v: v is None or (_number(v) and v > 0), "a count > 0"),
     "task_il_last_accuracy": (_number, "a number"),
     "task_il_average_accuracy": (_number, "a number"),
     "epochs_per_experience": (lambda v: isinstance(v, list) and all(isinstance(e, int) for e in v), "epoch counts"),

@@ -15,7 +15,8 @@ import json
 import numpy as np
 
 from .atomic import atomic_write_set
-from .records import short_hash
+from .budget import PROBE_EPOCHS, PROBES_DIR
+from .records import cell_details, short_hash
 from .stats import paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
@@ -43,8 +44,7 @@ def base_label(run: dict) -> str:
     """A row's name: the method, the images a rehearsal run keeps, and its budget when it departs from
     the shared one, e.g. "replay (500 images)", "der (500 images) [4 epochs]"."""
     label = run["method"]
-    shown = ([f"{run['memory_images']} images"] if run.get("memory_images") else []) \
-        + ([f"{run['cell_epochs']} epoch{'' if run['cell_epochs'] == 1 else 's'}"] if run.get("cell_epochs") else [])
+    shown = cell_details(run.get("memory_images"), run.get("cell_epochs"), run.get("cell_budget_flops"))
     if shown:
         label += f" ({', '.join(shown)})"
     override = (run.get("budget") or {}).get("override")
@@ -339,6 +339,11 @@ def notes_of(runs: list[dict]) -> list[str]:
              "Paired differences: Last of a row minus Last of the reference row (the best row, or --reference) on "
              "each seed both ran; 95 % confidence interval from the t distribution, p of the paired t-test and of "
              "the Wilcoxon signed-rank test; not distinguishable when the interval holds 0"]
+    if any(r.get("cell_budget_flops") for r in runs):
+        notes.append("Rows with 'N epochs ≤ F FLOPs' are compute-matched: each method trained the most epochs per "
+                     f"experience whose training FLOPs a + b·E fit in F, a and b measured by a run of it at "
+                     f"{' and '.join(map(str, PROBE_EPOCHS))} epochs (under {PROBES_DIR}/); Training FLOPs is what it "
+                     "then spent. The other rows are epoch-matched")
     notes += sorted({f"{r['method']} {note}" for r in runs for note in r.get("notes", ())})
     oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
     notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]

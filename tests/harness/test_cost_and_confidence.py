@@ -10,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from ctrl_bench.harness import cli
+from ctrl_bench.harness.budget import epochs_within, fit_line
 from ctrl_bench.harness.plots import accuracy_figure, flops_figure, memory_figure
 from ctrl_bench.harness.results import paired, summarise
 from ctrl_bench.harness.stats import paired_difference
@@ -120,3 +121,44 @@ def test_every_record_counts_its_training_flops_and_an_extra_pass_shows(tiny_npz
     text = (out / "results.md").read_text()
     assert "Training FLOPs" in text and "naive (4 epochs)" in text
     assert (out / "figures" / "tiny-2-flops.png").exists()
+
+
+# ---------------------------------------------------------------- compute-matched budgets
+def test_fit_line_and_epochs_within_on_known_numbers():
+    assert fit_line([(1, 5.0), (2, 8.0)]) == pytest.approx((2.0, 3.0))
+    assert fit_line([(1, 5.0), (2, 8.0), (3, 11.0)]) == pytest.approx((2.0, 3.0))
+    assert epochs_within(14.0, 2.0, 3.0) == 4 and epochs_within(13.9, 2.0, 3.0) == 3
+    assert epochs_within(4.9, 2.0, 3.0) == 0
+    with pytest.raises(ValueError):
+        fit_line([(2, 8.0), (2, 9.0)])
+
+
+def test_budget_flops_gives_each_method_the_epochs_that_fit(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "runs"
+    with pytest.raises(SystemExit) as refused:
+        bench(tmp_path / "never", tiny_npz, "--methods", "naive", "--budget-flops", "1e9", "--epochs", "2")
+    assert refused.value.code == 2
+    assert "does not combine with --epochs" in capsys.readouterr().err and not (tmp_path / "never").exists()
+
+    with pytest.raises(SystemExit) as refused:  # not even one epoch fits
+        bench(out, tiny_npz, "--methods", "naive", "replay", "--budget-flops", "1")
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert "holds less than one epoch per experience of naive" in error
+    probes = [record(out / "flops-probes", "naive", e)["train_flops"] for e in (1, 2)]
+    a, b = probes[0] - (probes[1] - probes[0]), probes[1] - probes[0]
+    assert float(error.rsplit("give at least ", 1)[1]) == pytest.approx(a + b, rel=1e-2)
+
+    budget = a + 3.5 * b  # naive: 3 epochs fit, 4 do not
+    assert bench(out, tiny_npz, "--methods", "naive", "replay", "--budget-flops", f"{budget:.6g}") == 0
+    said = capsys.readouterr().out
+    assert "naive (1 epoch) seed 0: reused" in said  # the probes are measured once
+    naive_dir = record_file(out, "naive").parent / f"flops{budget:.3g}"
+    naive = json.loads((naive_dir / "ep3" / "seed0.json").read_text())
+    assert naive["cell_epochs"] == 3 and naive["cell_budget_flops"] == pytest.approx(budget, rel=1e-5)
+    assert naive["train_flops"] == pytest.approx(a + 3 * b, rel=0.02) and naive["train_flops"] <= budget
+    replay_dir = record_file(out, "replay").parent / f"flops{budget:.3g}"
+    (replay,) = [json.loads(p.read_text()) for p in replay_dir.glob("ep*/seed0.json")]
+    assert replay["cell_epochs"] < 3  # its buffer's images make an epoch dearer: fewer fit
+    text = (out / "results.md").read_text()
+    assert f"naive (3 epochs ≤ {budget:.3g} FLOPs)" in text and "compute-matched" in text
