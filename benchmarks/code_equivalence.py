@@ -3,7 +3,7 @@
 the code at ``--base`` (a git revision, checked out in a temporary worktree) and with the working
 tree, compares the records bit for bit, and prints, per method, whether they match and the two code
 versions. With ``--write``, the matching methods whose code version changed are added to
-``ctrl_bench/harness/equivalences.py``, so that records made before the refactor are reused after it.
+``ctrl_bench/harness/equivalences.json``, so that records made before the refactor are reused after it.
 
     python benchmarks/code_equivalence.py --base HEAD           # the uncommitted change against HEAD
     python benchmarks/code_equivalence.py --base 3cdaf2f --write
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pprint
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True, help="the git revision before the refactor")
     p.add_argument("--methods", nargs="+", help="methods to compare (default: every method in both versions)")
-    p.add_argument("--write", action="store_true", help="add the equivalent methods to equivalences.py")
+    p.add_argument("--write", action="store_true", help="add the equivalent methods to equivalences.json")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     from baselines import method_names
@@ -72,10 +71,8 @@ def main() -> int:
         if not differ and codes[0] != codes[1]:
             table.setdefault(method, {})[codes[0]] = codes[1]
     if args.write:
-        path = ROOT / "ctrl_bench" / "harness" / "equivalences.py"
-        text = path.read_text()
-        head = text[: text.index("EQUIVALENT_CODE")]
-        path.write_text(head + "EQUIVALENT_CODE: dict[str, dict[str, str]] = " + pprint.pformat(table, width=110) + "\n")
+        path = ROOT / "ctrl_bench" / "harness" / "equivalences.json"
+        path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
         print(f"written: {path}")
     return 0
 
