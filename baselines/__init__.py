@@ -57,6 +57,9 @@ ATTRIBUTES = {
     "CLI_FLAGS": (dict, {}, "command-line aliases of its options: {NAME: {\"help\": …, \"option\": name (default NAME), "
                             "\"choices\": {word: value} or \"switch\": value}}; --METHOD-NAME VALUE is --option "
                             "METHOD.NAME=VALUE"),
+    "SEARCH_SPACE": (dict, {}, "{option: (kind, …)} the tuner searches for it besides the shared options "
+                               "(SHARED_SEARCH_SPACE), with the kinds of SPACE_KINDS; an entry of a shared option "
+                               "replaces its shared range; absent: the shared options only"),
 }
 
 
@@ -97,8 +100,16 @@ class MethodError(ValueError):
 # preset), overriding the preset's value for all.
 COMMON_OPTIONS = {"epochs": "epochs per experience of this method (a departure from the shared budget, labelled)",
                   "first_epochs": "epochs of its first experience (a departure from the shared budget, labelled)",
-                  "batch_size": "its training batch size"}
-COMMON_RANGES = {"epochs": (int, 1), "first_epochs": (int, 1), "batch_size": (int, 1)}
+                  "batch_size": "its training batch size",
+                  "lr": "its Adam learning rate (default: the preset's lr)"}
+COMMON_RANGES = {"epochs": (int, 1), "first_epochs": (int, 1), "batch_size": (int, 1), "lr": (float, 0.0, False)}
+# The options every method is tuned over (``ctrl-bench tune``), and the ranges a module's SEARCH_SPACE
+# may give instead. Kinds: ("log", low, high) log-uniform, ("uniform", low, high), ("int", low, high)
+# both ends included, ("choice", (values…)). Each method's defaults lie inside its space (checked by
+# the tests), so the tuner can find them again.
+SPACE_KINDS = {"log": "log-uniform in [low, high]", "uniform": "uniform in [low, high]",
+               "int": "an integer in [low, high]", "choice": "one of the values"}
+SHARED_SEARCH_SPACE = {"lr": ("log", 1e-4, 1e-2), "batch_size": ("choice", (32, 64, 128))}
 
 
 def check_contract(name: str, module: ModuleType) -> None:
@@ -129,6 +140,13 @@ def check_contract(name: str, module: ModuleType) -> None:
                 raise MethodContractError(f"{where}: {attribute} is not a hook of the method contract; did you mean "
                                           f"{near[0]}? (hooks: {', '.join(contract)})")
     options = {**getattr(module, "OPTIONS", {}), **COMMON_OPTIONS}
+    for option, spec in getattr(module, "SEARCH_SPACE", {}).items():
+        if option not in options:
+            raise MethodContractError(f"{where}: SEARCH_SPACE names {option!r}, which is not one of its options "
+                                      f"({', '.join(sorted(options))})")
+        if not valid_space(spec):
+            raise MethodContractError(f"{where}: SEARCH_SPACE[{option!r}] = {spec!r} is not a range the tuner "
+                                      f"knows: ('log' | 'uniform' | 'int', low, high) or ('choice', (values…))")
     for table in ("OPTION_RANGES", "CLI_FLAGS"):
         for key, entry in getattr(module, table, {}).items():
             option = entry.get("option", key) if table == "CLI_FLAGS" and isinstance(entry, dict) else key
@@ -137,6 +155,31 @@ def check_contract(name: str, module: ModuleType) -> None:
                                           f"({', '.join(sorted(options))})")
             if table == "CLI_FLAGS" and not (isinstance(entry, dict) and isinstance(entry.get("help"), str)):
                 raise MethodContractError(f"{where}: CLI_FLAGS[{key!r}] must be a dict with a help text")
+
+
+def valid_space(spec) -> bool:
+    """Whether ``spec`` is a range of :data:`SPACE_KINDS` with low < high (log: low > 0)."""
+    if not isinstance(spec, tuple) or not spec or spec[0] not in SPACE_KINDS:
+        return False
+    if spec[0] == "choice":
+        return len(spec) == 2 and isinstance(spec[1], tuple) and len(spec[1]) > 0
+    return (len(spec) == 3 and all(isinstance(v, (int, float)) for v in spec[1:]) and spec[1] < spec[2]
+            and (spec[0] != "log" or spec[1] > 0) and (spec[0] != "int" or all(isinstance(v, int) for v in spec[1:])))
+
+
+def in_space(spec: tuple, value) -> bool:
+    """Whether ``value`` is a point of the range ``spec``."""
+    if spec[0] == "choice":
+        return value in spec[1]
+    if spec[0] == "int" and not isinstance(value, int):
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and spec[1] <= value <= spec[2]
+
+
+def search_space(name: str) -> dict[str, tuple]:
+    """What ``ctrl-bench tune`` searches for method ``name``: the shared options, then its own
+    ``SEARCH_SPACE`` (whose entries replace shared ones of the same name)."""
+    return {**SHARED_SEARCH_SPACE, **declared(name, "SEARCH_SPACE")}
 
 
 def _kind_name(kinds) -> str:

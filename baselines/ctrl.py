@@ -28,6 +28,10 @@ CLI_FLAGS = {
                 "option": "alternate", "choices": {"alternating": True, "simultaneous": False}},
 }
 
+# What the tuner searches (ctrl-bench tune); the quick preset's values lie inside.
+SEARCH_SPACE = {"lr": ("log", 1e-4, 3e-3), "batch_size": ("choice", (64, 128, 256)), "new_weight": ("log", 0.3, 10.0),
+                "gamma": ("log", 0.3, 30.0), "decoder_warmup": ("uniform", 0.1, 0.5),
+                "pixel_weight": ("log", 30.0, 3000.0), "anchor_weight": ("log", 100.0, 1e4)}
 OPTIONS = {**{name: option_help(name) for name in FIELDS if name != "betas"},
            "init": "initialisation of the conv pair: default (PyTorch's) or dcgan (the reference code's N(0, 0.02)); "
                    "CRATE always uses PyTorch's (default: default; paper preset with --backbone conv: dcgan)"}

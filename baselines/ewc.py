@@ -8,6 +8,7 @@ from ._backbones import adam, classifier, plugin, tensor_floats
 
 OPTIONS = {"ewc_lambda": "weight λ of the quadratic penalty (default 100)"}
 OPTION_RANGES = {"ewc_lambda": (float, 0.0)}
+SEARCH_SPACE = {"ewc_lambda": ("log", 1.0, 1e4)}
 
 
 def build(ctx):

@@ -33,6 +33,7 @@ STATE_ATTRIBUTES = ("class_means",)
 HEAD_EPOCHS = 50  # PyCIL's; the paper fits a linear SVM to convergence
 OPTIONS = {"head_epochs": f"epochs of the head on features after the first experience (default {HEAD_EPOCHS})"}
 OPTION_RANGES = {"head_epochs": (int, 1)}
+SEARCH_SPACE = {"head_epochs": ("int", 10, 100)}
 
 
 def pseudo_features(features, labels, new_means: dict, old_means: dict):

@@ -9,6 +9,7 @@ from ._backbones import adam, classifier, model_floats, plugin
 OPTIONS = {"alpha": "weight of the distillation loss (default 1.0)",
            "temperature": "softmax temperature of the distillation (default 2.0)"}
 OPTION_RANGES = {"alpha": (float, 0.0), "temperature": (float, 0.0, False)}
+SEARCH_SPACE = {"alpha": ("log", 0.1, 10.0), "temperature": ("uniform", 1.0, 4.0)}
 
 
 def build(ctx):

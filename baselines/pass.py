@@ -51,6 +51,7 @@ OPTIONS = {"rotation": "rotation self-supervision, 4 labels per class (default t
            "lambda_kd": "weight of the feature distillation (default 10)",
            "lambda_proto": "weight of the prototype loss (default 10)"}
 OPTION_RANGES = {"temperature": (float, 0.0, False), "lambda_kd": (float, 0.0), "lambda_proto": (float, 0.0)}
+SEARCH_SPACE = {"temperature": ("log", 0.05, 0.5), "lambda_kd": ("log", 1.0, 30.0), "lambda_proto": ("log", 1.0, 30.0)}
 STATE_ATTRIBUTES = ("prototypes", "spreads", "old_backbone")
 
 

@@ -8,6 +8,7 @@ from ._backbones import adam, classifier, plugin, tensor_floats
 
 OPTIONS = {"si_lambda": "weight of the surrogate loss (default 1.0)"}
 OPTION_RANGES = {"si_lambda": (float, 0.0)}
+SEARCH_SPACE = {"si_lambda": ("log", 0.01, 100.0)}
 
 
 def build(ctx):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from baselines import COMMON_OPTIONS, declared, method_preset, resolve_options
+from baselines import declared, method_preset, resolve_options
 from ctrl_bench import distributed
 from scenarios import make_scenario, scenario_label
 
@@ -60,9 +60,10 @@ def silence_warnings() -> None:
 def method_settings(method: str, name: str, family: str, common: dict, options: dict) -> dict:
     """Everything ``method`` runs with in preset ``name`` on a scenario of ``family``: its own preset
     values, then its ``--option`` values, the shared ones it does not set for itself (the budget, the
-    batch size) filled in from ``common``, and its remaining defaults (when its module says them)."""
+    batch size) filled in from ``common``, and its remaining defaults (when its module says them). A
+    learning rate is kept only where given: the shared one is in ``common``."""
     own = {**method_preset(method, name, family, common["backbone"]), **options}
-    for key in (*COMMON_OPTIONS, *BUDGET):
+    for key in (*BUDGET, "batch_size"):
         own.setdefault(key, common[key])
     return resolve_options(method, own)
 
@@ -88,6 +89,8 @@ def cell_settings(config: RunConfig, data, method: str, device: torch.device, me
         settings["first_experience_classes"] = data.first_classes
     if config.distributed:
         settings["world_size"] = distributed.world_size()
+    if method in config.tuned:  # where its options came from: part of the reuse key, and of its row's label
+        settings["tuned"] = {k: config.tuned[method][k] for k in ("scenario", "trials", "sha256")}
     return settings
 
 

@@ -18,7 +18,7 @@ from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetti
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from baselines import MethodContext, declared, get_method, memory_budget, memory_floats, oracle, record_fields
+from baselines import MethodContext, declared, get_method, memory_budget, memory_floats, method_options, oracle, record_fields
 
 from .. import distributed, metrics
 from ..device import synchronize
@@ -298,16 +298,18 @@ def compare_digests(digests: list[dict[str, str]]) -> dict:
             "ranks_agree": all(len(set(values)) == 1 for name, values in per_part.items() if name != "metrics")}
 
 
-def method_context(scenario, settings: dict, device, evaluator):
+def method_context(method: str, scenario, settings: dict, device, evaluator):
     """The :class:`baselines.MethodContext` of a cell: the shared settings (``settings["config"]``)
-    with the method's own (``settings["method"]``: its training length and batch size, and its options)."""
+    with the method's own (``settings["method"]``: its training length and batch size, its learning
+    rate where it was given one and has no ``lr`` option of its own, and its options)."""
     common, own = settings["config"], dict(settings["method"])
     epochs, first_epochs, batch_size = own.pop("epochs"), own.pop("first_epochs", None), own.pop("batch_size")
+    lr = own.pop("lr") if "lr" in own and "lr" not in method_options(method) else common["lr"]
     return MethodContext(
         image_shape=scenario.image_shape, n_classes=scenario.n_classes, n_experiences=len(scenario.train_sizes),
         device=device, evaluator=evaluator,
         backbone=common["backbone"], size=common["size"], feature_dim=common["feature_dim"], epochs=epochs,
-        first_epochs=first_epochs, batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=common["lr"],
+        first_epochs=first_epochs, batch_size=batch_size, eval_batch_size=common["eval_batch_size"], lr=lr,
         mem_size=common["mem_size"], options=own,
     )
 
@@ -318,7 +320,7 @@ def run_cell(method: str, seed: int, scenario, settings: dict, device, checkpoin
     every experience of ``scenario`` (resuming from ``checkpoint``), and return its record (the
     harness adds the reuse key and provenance). A plugin in ``extra_plugins`` with a ``record()``
     method adds its fields (the replay judge's)."""
-    ctx = method_context(scenario, settings, device, make_evaluator(tensorboard_dir))
+    ctx = method_context(method, scenario, settings, device, make_evaluator(tensorboard_dir))
     module = get_method(method)
     result = run_method(module.build, ctx, scenario, checkpoint, seed, progress=progress, label=label,
                         state_attributes=tuple(declared(method, "STATE_ATTRIBUTES")), extra_plugins=extra_plugins)

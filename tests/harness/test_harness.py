@@ -155,7 +155,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     (["--preset", "huge"], "unknown preset 'huge'; choose one of paper, quick"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--methods", "ctrl", "--backbone", "mlp"], "ctrl is built on a backbone of conv or crate, not mlp: use --backbone conv"),
-    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.first_epochs, ncm.freeze, ncm.oracle"),
+    (["--methods", "ncm", "--option", "ncm.freez=true"], "ncm has no option 'freez'; its options: ncm.batch_size, ncm.epochs, ncm.first_epochs, ncm.freeze, ncm.lr, ncm.oracle"),
     (["--methods", "naive", "--option", "ncm.oracle=true"], "--option 'ncm.oracle=true': ncm is not among --methods"),
     (["--methods", "ncm", "--option", "oracle"], "expected METHOD.NAME=VALUE"),
 ])
