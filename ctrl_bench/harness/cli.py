@@ -27,12 +27,14 @@ from scenarios import scenario_names
 
 from . import grid
 from .atomic import WriteError
-from .bench import DataError, ProbeFailed, run
+from .bench import DataError, ProbeFailed, check_names, run
 from .budget import PROBE_EPOCHS
 from .cells import silence_warnings
 from .config import REUSE_POLICIES, ConfigError, GridConfig, RunConfig
 from .lock import OutInUse
 from .presets import preset_names
+from . import tune
+from .tune import FIGURE_FILE, TABLE_FILE, TUNED_FILE, load_tuned, tune_methods
 
 DEFAULTS = RunConfig()
 EXAMPLE = f"""examples:
@@ -42,6 +44,7 @@ EXAMPLE = f"""examples:
   ctrl-bench --methods ncm fecam fetril pass --option ncm.oracle=true   # an oracle, marked as such
   ctrl-bench --seeds 0 1 2 --workers 2 --cpus-per-cell 1   # 2 cells at once on Ray (pip install -e ".[ray]")
   tensorboard --logdir runs/tensorboard                 # replay grids under IMAGES: replay/class_<c>
+  ctrl-bench tune --validation 0.1 --trials 16 --out runs/tune   # the same search for every method (tune --help)
 (python run_bench.py … is the same command.)
 """
 
@@ -139,6 +142,9 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                    help="compute-matched instead of epoch-matched: every method the most epochs per experience whose "
                         f"training FLOPs fit in F, fitted from a run of it at {' and '.join(map(str, PROBE_EPOCHS))} epochs (kept under "
                         "--out/flops-probes); several values give one run per value (a curve in the FLOPs figure)")
+    g.add_argument("--settings", metavar="TUNED_JSON",
+                   help="run each method with the settings `ctrl-bench tune` chose for it (its tuned.json); rows are "
+                        "labelled 'tuned on S (N trials)', methods the file lacks run at their defaults")
     g.add_argument("--first-epochs", type=positive_int,
                    help="epochs of the first experience, for every method (default: the preset's, else --epochs)")
     g.add_argument("--batch-size", type=positive_int, help="training batch size")
@@ -228,6 +234,13 @@ def to_run_config(args, command: str) -> RunConfig:
     else:
         grid_config = GridConfig(args.workers, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     method_options = parse_method_options(args.option + alias_options(args), args.methods)
+    tuned = {m: entry for m, entry in load_tuned(args.settings).items() if m in args.methods} if args.settings else {}
+    for method, entry in tuned.items():
+        clash = sorted(set(entry["settings"]) & set(method_options.get(method, {})))
+        if clash:
+            raise ConfigError(f"--option {method}.{clash[0]} and --settings both set it: give one")
+        if entry["settings"]:
+            method_options[method] = {**entry["settings"], **method_options.get(method, {})}
     epochs = args.epochs or []
     overrides = {"backbone": args.backbone, "size": args.size, "feature_dim": args.feature_dim,
                  "epochs": epochs[0] if len(epochs) == 1 else None,
@@ -241,7 +254,7 @@ def to_run_config(args, command: str) -> RunConfig:
         device=args.device, threads=args.threads, overrides={k: v for k, v in overrides.items() if v is not None},
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid_config,
-        wait=args.wait, distributed=args.distributed, command=command, reference=args.reference,
+        wait=args.wait, distributed=args.distributed, command=command, reference=args.reference, tuned=tuned,
     )
 
 
@@ -250,11 +263,54 @@ def fail(message: str, code: int = 2):
     sys.exit(code)
 
 
+def build_tune_parser(prog: str) -> argparse.ArgumentParser:
+    """``ctrl-bench tune``: the command's own flags (scenario, budget, seeds, --workers, …) and the search's."""
+    p = build_parser(prog)
+    p.description = tune.__doc__
+    methods = " ".join(DEFAULTS.methods)
+    p.epilog = (f"example:\n  {prog} --validation 0.1 --methods {methods} --trials 16 --seeds 0 1 2 --workers 2 "
+                "--cpus-per-cell 1 --out runs/tune\n"
+                f"  ctrl-bench --settings runs/tune/{tune.TUNED_FILE} --methods {methods} --seeds 0 1 2")
+    s = p.add_argument_group("the search")
+    s.add_argument("--trials", type=positive_int, default=16, metavar="N",
+                   help="trials per method, the same N for every method; trial 0 is its defaults (default: 16)")
+    s.add_argument("--search-seed", type=bounded(int, 0, high=MAX_SEED), default=0, metavar="SEED",
+                   help="seed of the random search (default: 0)")
+    return p
+
+
+def tune_main(argv: list[str], prog: str) -> int:
+    """``ctrl-bench tune …``: tune every method (:mod:`.tune`), print each one's choice."""
+    args = build_tune_parser(prog).parse_args(argv)
+    try:
+        config = to_run_config(args, command=" ".join([prog, shlex.join(argv)]))
+        check_names(config)
+        tuned = tune_methods(config, args.trials, args.search_seed)
+    except (ConfigError, MethodError) as err:
+        fail(str(err))
+    except (DataError, grid.GridUnavailable, OutInUse, RuntimeError) as err:
+        fail(str(err), code=1)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to go on: finished trials are reused", file=sys.stderr)
+        return 130
+    for method, entry in tuned["methods"].items():
+        stat = entry["validation_last"]
+        print(f"{method}: trial {entry['chosen_trial']} of {tuned['trials']}, validation Last {stat['mean']:.3f} ± "
+              f"{stat['std']:.3f}, settings {entry['settings'] or 'the defaults'}")
+    where = os.path.abspath(args.out)
+    print(f"written: {where}/{{{TUNED_FILE},{TABLE_FILE},{FIGURE_FILE}}}; run with them: ctrl-bench --settings "
+          f"{os.path.join(where, TUNED_FILE)} …")
+    return 0
+
+
 def main(argv=None, prog: str = "ctrl-bench") -> int:
     """The command line: parse, run, print the summary; one line on stderr and exit 2 for bad
-    arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C."""
+    arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C.
+    ``ctrl-bench tune …`` is the tuner (:func:`tune_main`)."""
     silence_warnings()
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["tune"]:
+        return tune_main(argv[1:], f"{prog} tune")
     args = build_parser(prog).parse_args(argv)
     if args.distributed and int(os.environ.get("RANK", "0")) > 0:
         sys.stdout = open(os.devnull, "w")  # one process speaks: rank 0

@@ -90,7 +90,7 @@ def run_grid(bench: Bench) -> tuple[str, list[dict]]:
         return bench.write(figures=True, failed=failed), failed
     initialised = ray.is_initialized()
     try:
-        _connect(grid)
+        connect(grid)
     except KeyboardInterrupt:
         if not initialised and ray.is_initialized():
             ray.shutdown()
@@ -176,7 +176,7 @@ class _CtrlC:
             self._previous = None
 
 
-def _connect(grid: GridConfig) -> None:
+def connect(grid: GridConfig) -> None:
     """Start a local Ray instance (--workers) or join a cluster (--ray-address). A process that
     already has Ray initialised keeps its instance (and its Ray stays up after the grid)."""
     import ray  # Ray is an optional extra: only a grid imports it

@@ -78,6 +78,11 @@ def cell_details(memory: int | None, epochs: int | None, budget_flops: float | N
     return shown
 
 
+def tuned_label(tuned: dict) -> str:
+    """How a row run with tuned settings is labelled, e.g. "tuned on mnist_5k (16 trials)"."""
+    return f"tuned on {tuned['scenario']} ({tuned['trials']} trial{'' if tuned['trials'] == 1 else 's'})"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (scenario, method, seed) of a command; for a rehearsal method also the images it keeps."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from .atomic import atomic_write_set
 from .budget import PROBE_EPOCHS, PROBES_DIR
-from .records import cell_details, short_hash
+from .records import cell_details, short_hash, tuned_label
 from .stats import paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
@@ -47,6 +47,9 @@ def base_label(run: dict) -> str:
     shown = cell_details(run.get("memory_images"), run.get("cell_epochs"), run.get("cell_budget_flops"))
     if shown:
         label += f" ({', '.join(shown)})"
+    tuned = (run.get("settings") or {}).get("tuned")
+    if tuned:
+        label += f" [{tuned_label(tuned)}]"
     override = (run.get("budget") or {}).get("override")
     return f"{label} [{override}]" if override else label
 
@@ -339,6 +342,9 @@ def notes_of(runs: list[dict]) -> list[str]:
              "Paired differences: Last of a row minus Last of the reference row (the best row, or --reference) on "
              "each seed both ran; 95 % confidence interval from the t distribution, p of the paired t-test and of "
              "the Wilcoxon signed-rank test; not distinguishable when the interval holds 0"]
+    if any((r.get("settings") or {}).get("tuned") for r in runs):
+        notes.append("Rows 'tuned on S (N trials)' ran with the settings ctrl-bench tune chose on S's validation split "
+                     "(--settings); the other rows run at their defaults")
     if any(r.get("cell_budget_flops") for r in runs):
         notes.append("Rows with 'N epochs ≤ F FLOPs' are compute-matched: each method trained the most epochs per "
                      f"experience whose training FLOPs a + b·E fit in F, a and b measured by a run of it at "

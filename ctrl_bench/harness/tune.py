@@ -1,0 +1,241 @@
+"""``ctrl-bench tune``: the same search for every method, on a validation split only.
+
+Every method gets the same number of trials, the same budget per trial (the command's preset and
+flags), the same seeds and the same search: trial 0 is the method's defaults, trials 1 … N−1 are
+drawn at random from its search space (:func:`baselines.search_space`: the shared options and its
+own ``SEARCH_SPACE``) with Ray Tune's distributions, each option from its own generator seeded by
+``--search-seed`` and the option's name, so that two methods with the same range of an option try
+the same values of it. Ray Tune runs the trials (``--workers`` at once, or on ``--ray-address``);
+each trial is an ordinary command into ``--out/trials/<method>/<settings hash>``, whose records a
+rerun reuses: a killed tune, run again, reruns no finished trial. The score of a trial is its mean
+validation Last over the seeds; the test split is never loaded (the command must have
+``--validation``).
+
+Writes ``tuned.json`` (per method the chosen settings, their validation Last, every trial), the
+table ``tuning.md`` and the figure ``tuning.png`` (validation Last against trial).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import zlib
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from baselines import search_space
+from scenarios import scenario_label
+
+from .atomic import atomic_write_bytes, atomic_write_set
+from .bench import run
+from .config import ConfigError, GridConfig, RunConfig
+from .grid import GridUnavailable, connect
+from .provenance import git_commit
+
+TUNED_FILE, TABLE_FILE, FIGURE_FILE, TRIALS_DIR = "tuned.json", "tuning.md", "tuning.png", "trials"
+TUNED_FORMAT = 1
+
+
+def check_tune(config: RunConfig, trials: int) -> None:
+    """ConfigError for a tune that could read test data or that has no single cell per seed."""
+    if config.validation is None:
+        raise ConfigError("tune chooses settings on a validation split only: give --validation F (e.g. 0.1)")
+    if len(config.scenarios) != 1:
+        raise ConfigError(f"tune searches on one scenario, got {len(config.scenarios)}: give one --scenario")
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    for flag, given in (("--mem-size", len(config.mem_sizes) > 1), ("--memory-floats", config.memory_floats),
+                        ("--epochs with several values", config.epochs_values), ("--budget-flops", config.budget_flops),
+                        ("--settings", config.tuned)):
+        if given:
+            raise ConfigError(f"tune runs one budget per method: it does not take {flag}")
+
+
+def draw_trials(space: dict[str, tuple], trials: int, seed: int) -> list[dict]:
+    """Trial 0: {} (the method's defaults); trials 1 … trials−1: one value of every option of
+    ``space``, option by option from ``numpy.random.default_rng([seed, crc32(name)])``."""
+    from ray import tune  # Ray is an optional extra: only tune imports it
+
+    kinds = {"log": lambda lo, hi: tune.loguniform(lo, hi), "uniform": lambda lo, hi: tune.uniform(lo, hi),
+             "int": lambda lo, hi: tune.randint(lo, hi + 1), "choice": lambda values: tune.choice(list(values))}
+    drawn = [{} for _ in range(trials)]
+    for name, spec in space.items():
+        domain = kinds[spec[0]](*spec[1:])
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        values = [domain.sample(random_state=rng) for _ in range(trials - 1)]
+        for settings, value in zip(drawn[1:], values):
+            settings[name] = value.item() if isinstance(value, np.generic) else value
+    return drawn
+
+
+def trial_out(out: str, method: str, settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(out, TRIALS_DIR, method, digest)
+
+
+def run_trial(base: RunConfig, method: str, settings: dict, out: str) -> list[float]:
+    """One trial: ``method`` with ``settings`` on top of its --option values, every seed of ``base``,
+    into ``out`` (reusing what a killed tune finished); the validation Last of each seed."""
+    options = {**base.method_options.get(method, {}), **settings}
+    config = dataclasses.replace(base, methods=(method,), method_options={method: options}, out=out, grid=None,
+                                 progress=False, reference=None)
+    run(config)
+    return trial_scores(base, method, out)
+
+
+def trial_scores(base: RunConfig, method: str, out: str) -> list[float]:
+    """The validation Last of each seed of ``base`` from the results a trial wrote into ``out``."""
+    with open(os.path.join(out, "results.json")) as fh:
+        runs = json.load(fh)["runs"]
+    by_seed = {r["seed"]: r["last_accuracy"] for r in runs if r["method"] == method}
+    return [by_seed[seed] for seed in base.seeds]
+
+
+def _ray_tune(base: RunConfig, method: str, drawn: list[dict], grid: GridConfig, on_trial) -> None:
+    """Run the trials of ``method`` on Ray Tune; ``on_trial(index, scores)`` as each one ends."""
+    from ray import tune  # Ray is an optional extra: only tune imports it
+
+    class Progress(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            on_trial(trial.config["trial"], trial.last_result["scores"])
+
+    here = os.getcwd()
+
+    def trainable(config):
+        if os.path.isdir(here):  # Ray Tune starts a trial in its own folder; the command's paths are relative to this one
+            os.chdir(here)
+        scores = run_trial(base, method, drawn[config["trial"]], trial_out(base.out, method, drawn[config["trial"]]))
+        tune.report({"validation_last": float(np.mean(scores)), "scores": scores})
+
+    cpus = grid.cpus_per_cell or base.threads or 1
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpus}),
+        param_space={"trial": tune.grid_search(list(range(len(drawn))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=grid.workers or 1, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(base.out, "ray")), name=method,
+                                  verbose=0, callbacks=[Progress()]),
+    )
+    results = tuner.fit()
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} trial(s) of {method} failed: {failed[0].error}; rerun the same command "
+                           "to run them again (finished trials are reused)")
+
+
+def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
+    """Tune every method of ``base`` (see the module's docstring); returns what ``tuned.json`` holds."""
+    check_tune(base, trials)
+    grid = base.grid or GridConfig(workers=1, cpus_per_cell=base.threads or 1)
+    # a trial's numbers depend on its torch threads: fixed, so that --settings --threads T reproduces them
+    base = dataclasses.replace(base, threads=base.threads or max(1, int(grid.cpus_per_cell or 1)))
+    try:
+        import ray.tune  # noqa: F401  (Ray is an optional extra: is it installed?)
+    except ImportError:
+        raise GridUnavailable('tune runs on Ray Tune: pip install -e ".[ray]"') from None
+    connect(grid)
+    scenario = base.scenarios[0]
+    label = scenario_label(scenario, base.n_experiences, base.validation, base.first_experience_classes)
+    tuned = {"format": TUNED_FORMAT, "scenario": label, "scenario_name": scenario, "validation": base.validation,
+             "n_experiences": base.n_experiences, "preset": base.preset, "seeds": list(base.seeds), "trials": trials,
+             "search": f"trial 0 the defaults, then random (seed {search_seed})", "search_seed": search_seed, "threads": base.threads,
+             "code_version": git_commit(), "command": base.command, "methods": {}}
+    for method in base.methods:
+        space = search_space(method)
+        drawn = draw_trials(space, trials, search_seed)
+        scores: dict[int, list[float]] = {}
+
+        def on_trial(index, values, method=method):
+            scores[index] = values
+            best = max(np.mean(v) for v in scores.values())
+            print(f"tune {method}: trial {index}{' (defaults)' if index == 0 else ''} done, validation Last "
+                  f"{np.mean(values):.3f} (best so far {best:.3f}; {len(scores)} of {trials} trials done)", flush=True)
+
+        _ray_tune(base, method, drawn, grid, on_trial)
+        scores = {i: trial_scores(base, method, trial_out(base.out, method, s)) for i, s in enumerate(drawn)}
+        table = [{"trial": i, "settings": drawn[i], "validation_last": _stat(scores[i]), "per_seed": scores[i]}
+                 for i in range(trials)]
+        best = max(table, key=lambda t: (t["validation_last"]["mean"], -t["trial"]))
+        tuned["methods"][method] = {"settings": best["settings"], "validation_last": best["validation_last"],
+                                    "chosen_trial": best["trial"], "space": {k: list(v) for k, v in space.items()},
+                                    "trials": table}
+    write_tuning(base.out, tuned)
+    return tuned
+
+
+def _stat(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}  # population std, as the tables
+
+
+def tuning_table(tuned: dict) -> str:
+    """tuning.md: per method its chosen settings, then every trial's settings and score."""
+    lines = [f"# Tuning on {tuned['scenario']} (validation {tuned['validation']:g}, seeds "
+             f"{' '.join(map(str, tuned['seeds']))}, {tuned['trials']} trials per method)", "",
+             f"Search: {tuned['search']}. Code: {tuned['code_version']}.", "",
+             "| Method | chosen trial | validation Last | settings |", "|---|---|---|---|"]
+    for method, entry in tuned["methods"].items():
+        lines.append(f"| {method} | {entry['chosen_trial']} | {_pm(entry['validation_last'])} | "
+                     f"{_settings_text(entry['settings'])} |")
+    for method, entry in tuned["methods"].items():
+        lines += ["", f"## {method}", "", "| trial | validation Last | settings |", "|---|---|---|"]
+        lines += [f"| {t['trial']} | {_pm(t['validation_last'])} | {_settings_text(t['settings'])} |"
+                  for t in entry["trials"]]
+    return "\n".join(lines) + "\n"
+
+
+def _pm(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()) or "defaults"
+
+
+def tuning_figure(tuned: dict):
+    """Validation Last (mean over seeds) against trial, one line per method, its best so far dashed."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for i, (method, entry) in enumerate(tuned["methods"].items()):
+        means = [t["validation_last"]["mean"] for t in entry["trials"]]
+        line, = ax.plot(range(len(means)), means, "o", ms=4, label=method, color=f"C{i % 10}")
+        ax.plot(range(len(means)), np.maximum.accumulate(means), "--", color=line.get_color(), lw=1)
+    ax.set_xlabel("trial (0: defaults)")
+    ax.set_ylabel("validation Last (mean over seeds)")
+    ax.set_title(f"tuning on {tuned['scenario']}; dashed: best so far")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return fig
+
+
+def write_tuning(out: str, tuned: dict) -> None:
+    fig = tuning_figure(tuned)
+    FigureCanvasAgg(fig)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_set({os.path.join(out, TUNED_FILE): json.dumps(tuned, indent=1) + "\n",
+                      os.path.join(out, TABLE_FILE): tuning_table(tuned)})
+    atomic_write_bytes(os.path.join(out, FIGURE_FILE), png.getvalue())
+
+
+def load_tuned(path: str) -> dict:
+    """--settings FILE: {method: {"settings", "scenario", "trials", "sha256"}} from a tuned.json;
+    ConfigError naming what is wrong with the file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        tuned = json.loads(raw)
+        if tuned.get("format") != TUNED_FORMAT or not isinstance(tuned.get("methods"), dict):
+            raise ValueError("not a tuned.json of this ctrl-bench")
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        return {method: {"settings": dict(entry["settings"]), "scenario": str(tuned["scenario"]),
+                         "trials": int(tuned["trials"]), "sha256": digest}
+                for method, entry in tuned["methods"].items()}
+    except OSError as err:
+        raise ConfigError(f"--settings {path}: {err.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"--settings {path}: {err}; give the tuned.json that ctrl-bench tune wrote") from None
