@@ -15,6 +15,10 @@ method (all 17 same numbers); its entries were dropped when the runner began cou
 The next round (``--budget-flops``, the scenarios ``textures:K``, ``shapes:K`` and ``digits``, ctrl's
 ``first_steps`` and ``warmup_encoder``) was checked against 92ddba4 and against 2cd2592, the commits
 of the 5-seed headline records: 16 methods the same numbers; ctrl changed (its new defaults).
+
+The tuner's round (search spaces, ``lr`` a per-method option, DER's α and β options, ``--settings``)
+was checked against 766a9b5 (all 17 methods the same numbers), 92ddba4 and 2cd2592 (16 the same,
+ctrl changed by its new defaults as before).
 """
 
 import json
