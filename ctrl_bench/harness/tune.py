@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import zlib
 
 import numpy as np
@@ -38,6 +39,7 @@ from .grid import GridUnavailable, connect
 from .provenance import git_commit
 
 TUNED_FILE, TABLE_FILE, FIGURE_FILE, TRIALS_DIR = "tuned.json", "tuning.md", "tuning.png", "trials"
+FAILED_FILE = "failed.json"  # in a trial's folder: the error of settings the method cannot train with (a NaN, say)
 TUNED_FORMAT = 1
 
 
@@ -78,18 +80,29 @@ def trial_out(out: str, method: str, settings: dict) -> str:
     return os.path.join(out, TRIALS_DIR, method, digest)
 
 
-def run_trial(base: RunConfig, method: str, settings: dict, out: str) -> list[float]:
+def run_trial(base: RunConfig, method: str, settings: dict, out: str) -> list[float] | None:
     """One trial: ``method`` with ``settings`` on top of its --option values, every seed of ``base``,
-    into ``out`` (reusing what a killed tune finished); the validation Last of each seed."""
+    into ``out`` (reusing what a killed tune finished); the validation Last of each seed, or None
+    when the method failed with these settings (diverged, say): the error is kept in
+    ``out/failed.json``, the trial counts as run and is never chosen, and a rerun does not repeat it."""
+    if os.path.exists(os.path.join(out, FAILED_FILE)):
+        return None
     options = {**base.method_options.get(method, {}), **settings}
     config = dataclasses.replace(base, methods=(method,), method_options={method: options}, out=out, grid=None,
                                  progress=False, reference=None)
-    run(config)
+    try:
+        run(config)
+    except (RuntimeError, ValueError, FloatingPointError) as err:  # what a method raises when it cannot train
+        atomic_write_set({os.path.join(out, FAILED_FILE): json.dumps({"settings": settings, "error": str(err)[:500]})})
+        return None
     return trial_scores(base, method, out)
 
 
-def trial_scores(base: RunConfig, method: str, out: str) -> list[float]:
-    """The validation Last of each seed of ``base`` from the results a trial wrote into ``out``."""
+def trial_scores(base: RunConfig, method: str, out: str) -> list[float] | None:
+    """The validation Last of each seed of ``base`` from the results a trial wrote into ``out``
+    (None for a failed trial)."""
+    if os.path.exists(os.path.join(out, FAILED_FILE)):
+        return None
     with open(os.path.join(out, "results.json")) as fh:
         runs = json.load(fh)["runs"]
     by_seed = {r["seed"]: r["last_accuracy"] for r in runs if r["method"] == method}
@@ -102,7 +115,7 @@ def _ray_tune(base: RunConfig, method: str, drawn: list[dict], grid: GridConfig,
 
     class Progress(tune.Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
-            on_trial(trial.config["trial"], trial.last_result["scores"])
+            on_trial(trial.config["trial"], trial.last_result.get("scores"))
 
     here = os.getcwd()
 
@@ -110,7 +123,7 @@ def _ray_tune(base: RunConfig, method: str, drawn: list[dict], grid: GridConfig,
         if os.path.isdir(here):  # Ray Tune starts a trial in its own folder; the command's paths are relative to this one
             os.chdir(here)
         scores = run_trial(base, method, drawn[config["trial"]], trial_out(base.out, method, drawn[config["trial"]]))
-        tune.report({"validation_last": float(np.mean(scores)), "scores": scores})
+        tune.report({"validation_last": float("nan") if scores is None else float(np.mean(scores)), "scores": scores})
 
     cpus = grid.cpus_per_cell or base.threads or 1
     tuner = tune.Tuner(
@@ -142,8 +155,8 @@ def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
     label = scenario_label(scenario, base.n_experiences, base.validation, base.first_experience_classes)
     tuned = {"format": TUNED_FORMAT, "scenario": label, "scenario_name": scenario, "validation": base.validation,
              "n_experiences": base.n_experiences, "preset": base.preset, "seeds": list(base.seeds), "trials": trials,
-             "search": f"trial 0 the defaults, then random (seed {search_seed})", "search_seed": search_seed, "threads": base.threads,
-             "code_version": git_commit(), "command": base.command, "methods": {}}
+             "search": f"trial 0 the defaults, then random (seed {search_seed})", "search_seed": search_seed,
+             "threads": base.threads, "code_version": git_commit(), "command": base.command, "methods": {}}
     for method in base.methods:
         space = search_space(method)
         drawn = draw_trials(space, trials, search_seed)
@@ -151,20 +164,40 @@ def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
 
         def on_trial(index, values, method=method):
             scores[index] = values
-            best = max(np.mean(v) for v in scores.values())
-            print(f"tune {method}: trial {index}{' (defaults)' if index == 0 else ''} done, validation Last "
-                  f"{np.mean(values):.3f} (best so far {best:.3f}; {len(scores)} of {trials} trials done)", flush=True)
+            best = max((np.mean(v) for v in scores.values() if v is not None), default=float("nan"))
+            said = "failed (see its failed.json)" if values is None else f"validation Last {np.mean(values):.3f}"
+            print(f"tune {method}: trial {index}{' (defaults)' if index == 0 else ''} {said} (best so far {best:.3f}; "
+                  f"{len(scores)} of {trials} trials done)", flush=True)
 
+        started = time.monotonic()
         _ray_tune(base, method, drawn, grid, on_trial)
+        wall = time.monotonic() - started
         scores = {i: trial_scores(base, method, trial_out(base.out, method, s)) for i, s in enumerate(drawn)}
-        table = [{"trial": i, "settings": drawn[i], "validation_last": _stat(scores[i]), "per_seed": scores[i]}
-                 for i in range(trials)]
-        best = max(table, key=lambda t: (t["validation_last"]["mean"], -t["trial"]))
+        table = [{"trial": i, "settings": drawn[i], "validation_last": None if scores[i] is None else _stat(scores[i]),
+                  "per_seed": scores[i]} for i in range(trials)]
+        ran = [t for t in table if t["validation_last"] is not None]
+        if not ran:
+            raise RuntimeError(f"every trial of {method} failed; see {os.path.join(base.out, TRIALS_DIR, method)}")
+        best = max(ran, key=lambda t: (t["validation_last"]["mean"], -t["trial"]))
         tuned["methods"][method] = {"settings": best["settings"], "validation_last": best["validation_last"],
-                                    "chosen_trial": best["trial"], "space": {k: list(v) for k, v in space.items()},
-                                    "trials": table}
+                                    "chosen_trial": best["trial"], "failed_trials": len(table) - len(ran),
+                                    "wall_seconds": round(wall, 1),  # of this command: reused trials cost ~nothing
+                                    "trial_seconds": round(sum(_trial_seconds(base.out, method, s) for s in drawn), 1),
+                                    "space": {k: list(v) for k, v in space.items()}, "trials": table}
     write_tuning(base.out, tuned)
     return tuned
+
+
+def _trial_seconds(out: str, method: str, settings: dict) -> float:
+    """The wall seconds a trial's runs took when they ran (from their records; 0 for a failed trial)."""
+    folder = os.path.join(trial_out(out, method, settings), "records")
+    total = 0.0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".json"):
+                with open(os.path.join(dirpath, name)) as fh:
+                    total += json.load(fh).get("wall_seconds") or 0.0
+    return total
 
 
 def _stat(values: list[float]) -> dict:
@@ -176,10 +209,11 @@ def tuning_table(tuned: dict) -> str:
     lines = [f"# Tuning on {tuned['scenario']} (validation {tuned['validation']:g}, seeds "
              f"{' '.join(map(str, tuned['seeds']))}, {tuned['trials']} trials per method)", "",
              f"Search: {tuned['search']}. Code: {tuned['code_version']}.", "",
-             "| Method | chosen trial | validation Last | settings |", "|---|---|---|---|"]
+             "| Method | chosen trial | validation Last | failed trials | trials' run time (s) | settings |",
+             "|---|---|---|---|---|---|"]
     for method, entry in tuned["methods"].items():
-        lines.append(f"| {method} | {entry['chosen_trial']} | {_pm(entry['validation_last'])} | "
-                     f"{_settings_text(entry['settings'])} |")
+        lines.append(f"| {method} | {entry['chosen_trial']} | {_pm(entry['validation_last'])} | {entry['failed_trials']} | "
+                     f"{entry['trial_seconds']:,.0f} | {_settings_text(entry['settings'])} |")
     for method, entry in tuned["methods"].items():
         lines += ["", f"## {method}", "", "| trial | validation Last | settings |", "|---|---|---|"]
         lines += [f"| {t['trial']} | {_pm(t['validation_last'])} | {_settings_text(t['settings'])} |"
@@ -187,8 +221,8 @@ def tuning_table(tuned: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pm(stat: dict) -> str:
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+def _pm(stat: dict | None) -> str:
+    return "failed" if stat is None else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
 def _settings_text(settings: dict) -> str:
@@ -200,9 +234,10 @@ def tuning_figure(tuned: dict):
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for i, (method, entry) in enumerate(tuned["methods"].items()):
-        means = [t["validation_last"]["mean"] for t in entry["trials"]]
+        means = np.array([np.nan if t["validation_last"] is None else t["validation_last"]["mean"]
+                          for t in entry["trials"]])  # a failed trial: no point
         line, = ax.plot(range(len(means)), means, "o", ms=4, label=method, color=f"C{i % 10}")
-        ax.plot(range(len(means)), np.maximum.accumulate(means), "--", color=line.get_color(), lw=1)
+        ax.plot(range(len(means)), np.fmax.accumulate(means), "--", color=line.get_color(), lw=1)
     ax.set_xlabel("trial (0: defaults)")
     ax.set_ylabel("validation Last (mean over seeds)")
     ax.set_title(f"tuning on {tuned['scenario']}; dashed: best so far")
