@@ -99,3 +99,24 @@ def test_tune_runs_the_same_trials_for_two_methods_on_validation_and_its_setting
     labels = (tmp_path / "with-settings" / "results.md").read_text()
     assert "naive [tuned on tiny-2-val25 (2 trials)]" in labels
     assert load_tuned(str(tmp_path / "tuned" / "tuned.json"))["der"]["trials"] == 2
+
+
+def test_a_trial_that_fails_counts_as_failed_and_a_rerun_does_not_repeat_it(tmp_path, monkeypatch):
+    from ctrl_bench.harness import tune
+    from ctrl_bench.harness.config import RunConfig
+
+    calls = []
+
+    def diverges(config):
+        calls.append(config.method_options)
+        raise RuntimeError("all elements of input should be between 0 and 1")
+
+    monkeypatch.setattr(tune, "run", diverges)
+    base = RunConfig(methods=("icarl",), seeds=(0,), validation=0.1)
+    out = str(tmp_path / "trial")
+    assert tune.run_trial(base, "icarl", {"lr": 0.01}, out) is None
+    assert tune.run_trial(base, "icarl", {"lr": 0.01}, out) is None and len(calls) == 1
+    assert calls[0] == {"icarl": {"lr": 0.01}}
+    failed = json.loads((tmp_path / "trial" / tune.FAILED_FILE).read_text())
+    assert failed["settings"] == {"lr": 0.01} and "between 0 and 1" in failed["error"]
+    assert tune.trial_scores(base, "icarl", out) is None
