@@ -34,7 +34,6 @@ from .config import REUSE_POLICIES, ConfigError, GridConfig, RunConfig
 from .lock import OutInUse
 from .presets import preset_names
 from . import tune
-from .tune import FIGURE_FILE, TABLE_FILE, TUNED_FILE, load_tuned, tune_methods
 
 DEFAULTS = RunConfig()
 EXAMPLE = f"""examples:
@@ -234,7 +233,7 @@ def to_run_config(args, command: str) -> RunConfig:
     else:
         grid_config = GridConfig(args.workers, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     method_options = parse_method_options(args.option + alias_options(args), args.methods)
-    tuned = {m: entry for m, entry in load_tuned(args.settings).items() if m in args.methods} if args.settings else {}
+    tuned = {m: entry for m, entry in tune.load_tuned(args.settings).items() if m in args.methods} if args.settings else {}
     for method, entry in tuned.items():
         clash = sorted(set(entry["settings"]) & set(method_options.get(method, {})))
         if clash:
@@ -285,7 +284,7 @@ def tune_main(argv: list[str], prog: str) -> int:
     try:
         config = to_run_config(args, command=" ".join([prog, shlex.join(argv)]))
         check_names(config)
-        tuned = tune_methods(config, args.trials, args.search_seed)
+        tuned = tune.tune_methods(config, args.trials, args.search_seed)
     except (ConfigError, MethodError) as err:
         fail(str(err))
     except (DataError, grid.GridUnavailable, OutInUse, RuntimeError) as err:
@@ -298,8 +297,8 @@ def tune_main(argv: list[str], prog: str) -> int:
         print(f"{method}: trial {entry['chosen_trial']} of {tuned['trials']}, validation Last {stat['mean']:.3f} ± "
               f"{stat['std']:.3f}, settings {entry['settings'] or 'the defaults'}")
     where = os.path.abspath(args.out)
-    print(f"written: {where}/{{{TUNED_FILE},{TABLE_FILE},{FIGURE_FILE}}}; run with them: ctrl-bench --settings "
-          f"{os.path.join(where, TUNED_FILE)} …")
+    print(f"written: {where}/{{{tune.TUNED_FILE},{tune.TABLE_FILE},{tune.FIGURE_FILE}}}; run with them: ctrl-bench --settings "
+          f"{os.path.join(where, tune.TUNED_FILE)} …")
     return 0
 
 

@@ -183,7 +183,7 @@ def flops_figure(scenario: str, rows: dict) -> Figure | None:
                    f"{scenario}: Last accuracy vs training compute (lines: one method at several budgets)")
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -207,7 +207,7 @@ def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
                 figure = draw(scenario, rows)
                 if figure is None:
                     continue
-                png = _png(figure)
+                png = png_bytes(figure)
                 path = os.path.join(out_dir, FIGURES_DIR, f"{slug(scenario)}-{kind}.png")
                 atomic_write_bytes(path, png)
                 writer.add_image(f"{scenario}/{kind}", imread(io.BytesIO(png))[..., :3], 0, dataformats="HWC")

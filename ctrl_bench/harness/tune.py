@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import time
 import zlib
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from baselines import search_space
@@ -36,6 +34,7 @@ from .atomic import atomic_write_bytes, atomic_write_set
 from .bench import run
 from .config import ConfigError, GridConfig, RunConfig
 from .grid import GridUnavailable, connect
+from .plots import png_bytes
 from .provenance import git_commit
 
 TUNED_FILE, TABLE_FILE, FIGURE_FILE, TRIALS_DIR = "tuned.json", "tuning.md", "tuning.png", "trials"
@@ -248,13 +247,9 @@ def tuning_figure(tuned: dict):
 
 
 def write_tuning(out: str, tuned: dict) -> None:
-    fig = tuning_figure(tuned)
-    FigureCanvasAgg(fig)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
     atomic_write_set({os.path.join(out, TUNED_FILE): json.dumps(tuned, indent=1) + "\n",
                       os.path.join(out, TABLE_FILE): tuning_table(tuned)})
-    atomic_write_bytes(os.path.join(out, FIGURE_FILE), png.getvalue())
+    atomic_write_bytes(os.path.join(out, FIGURE_FILE), png_bytes(tuning_figure(tuned)))
 
 
 def load_tuned(path: str) -> dict:
