@@ -151,7 +151,8 @@ class Bench:
         self.judges_dir = judges_dir or os.path.join(config.out, "judges")
         self.cells = [(name, cell) for name in config.scenarios for seed in config.seeds for method in config.methods
                       for memory in memories(config, datasets[name], method)
-                      for cell in self._budgets(Cell(self.labels[name], method, seed, memory), name, fitted)]
+                      for cell in self._budgets(Cell(self.labels[name], method, seed, memory,
+                                                     tuned=config.tuned.get(method, {}).get("sha256")), name, fitted)]
         self.data_hashes = {name: provenance.data_hash(data.files) for name, data in datasets.items()}
         self.code_versions = {method: provenance.code_version(method) for method in config.methods}
         self._judges: dict[str, torch.nn.Module] = {}

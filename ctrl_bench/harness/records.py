@@ -92,10 +92,12 @@ class Cell:
     memory: int | None = None  # images a rehearsal method keeps (its runs at other sizes are other cells)
     epochs: int | None = None  # epochs per experience, when a command runs several (a budget curve) or fits them
     budget_flops: float | None = None  # the training FLOPs its epochs were fitted to (--budget-flops)
+    tuned: str | None = None  # hash of the tuned.json its settings came from (--settings): beside its defaults' cell
 
     @property
     def where(self) -> str:
-        parts = [self.method] + ([f"mem{self.memory}"] if self.memory is not None else []) \
+        parts = [self.method] + ([f"tuned-{self.tuned}"] if self.tuned is not None else []) \
+            + ([f"mem{self.memory}"] if self.memory is not None else []) \
             + ([f"flops{flops_text(self.budget_flops)}"] if self.budget_flops is not None else []) \
             + ([f"ep{self.epochs}"] if self.epochs is not None else [])
         return os.path.join(slug(self.scenario), *parts, f"seed{self.seed}")
@@ -103,17 +105,19 @@ class Cell:
     def __str__(self) -> str:
         shown = cell_details(self.memory, self.epochs, self.budget_flops)
         detail = f" ({', '.join(shown)})" if shown else ""
-        return f"{self.scenario} {self.method}{detail} seed {self.seed}"
+        tuned = f" [tuned, {self.tuned}]" if self.tuned is not None else ""
+        return f"{self.scenario} {self.method}{detail}{tuned} seed {self.seed}"
 
     @classmethod
     def of(cls, record: dict) -> Cell:
         """The cell a record is of."""
+        tuned = (record.get("settings") or {}).get("tuned") or {}
         return cls(record["scenario"], record["method"], record["seed"], record.get("memory_images"),
-                   record.get("cell_epochs"), record.get("cell_budget_flops"))
+                   record.get("cell_epochs"), record.get("cell_budget_flops"), tuned.get("sha256"))
 
 
 class RecordStore:
-    """``<out>/records/<scenario>/<method>/seed<s>.json`` and ``<out>/checkpoints/…-<key>.pt``."""
+    """``<out>/records/<scenario>/<method>[/tuned-<file hash>][/mem<N>]…/seed<s>.json`` and ``<out>/checkpoints/…-<key>.pt``."""
 
     def __init__(self, out_dir: str):
         self.out_dir = out_dir

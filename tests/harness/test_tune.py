@@ -100,6 +100,14 @@ def test_tune_runs_the_same_trials_for_two_methods_on_validation_and_its_setting
     assert "naive [tuned on tiny-2-val25 (2 trials)]" in labels
     assert load_tuned(str(tmp_path / "tuned" / "tuned.json"))["der"]["trials"] == 2
 
+    tuned_records = {p: p.read_bytes() for p in (tmp_path / "with-settings" / "records").rglob("seed*.json")}
+    assert all(f"tuned-{load_tuned(str(tmp_path / 'tuned' / 'tuned.json'))['der']['sha256']}" in str(p)
+               for p in tuned_records)
+    defaults = ctrl_bench(*common, "--out", "with-settings", cwd=tmp_path)  # the defaults' cells sit beside them
+    assert defaults.returncode == 0, defaults.stderr[-2000:]
+    assert {p: p.read_bytes() for p in tuned_records} == tuned_records
+    assert len(list((tmp_path / "with-settings" / "records").rglob("seed*.json"))) == 2 * len(tuned_records)
+
 
 def test_a_trial_that_fails_counts_as_failed_and_a_rerun_does_not_repeat_it(tmp_path, monkeypatch):
     from ctrl_bench.harness import tune
