@@ -76,6 +76,13 @@ class ICTRLConfig:
                                         "new batch, ‖g(f(x)) − x‖² through both (an autoencoder's encoder): with one "
                                         "class the rate reduction is zero and f would otherwise learn nothing before "
                                         "that class's statistics are stored", paper=False, departure=True)
+    lone_class_split: bool = option(True, "a class learnt alone (the first experience holds one class): the game's rate "
+                                          "terms see each batch of it in two halves, by the sign of its features along "
+                                          "their first principal direction, and the memory stores the halves as two "
+                                          "sub-classes of its label (the classifier takes the better of the two): with "
+                                          "one class ΔR(Z) is zero, and f would otherwise learn no subspace structure "
+                                          "(classes learnt one at a time then crowd one cone)", paper=False,
+                                    departure=True)
     # ---- the memory: per class a mean, r principal directions and their variances; prototypes drawn from them
     # 24 on validation (--validation 0.1, 3 seeds): mnist-5k Last 0.914 ± 0.005 against 0.895 ± 0.004 with 16
     # (the classifier with n_components = 24); CIFAR-10 subset, seeds 0 1: 0.361 against 0.340; strokes level.

@@ -19,7 +19,7 @@ from .. import visuals
 from ..memory import FeatureMemory, semantic_drift
 from ..subspace import NearestSubspaceClassifier
 from .config import ICTRLConfig
-from .step import Replay
+from .step import Replay, split_halves
 
 
 def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
@@ -70,6 +70,9 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
             with strategy.evaluating():
                 reviewed = strategy.encoder(strategy.decoder(Z_old[keep])).float()
             self.memory.store(reviewed, y_old[keep])
+        if strategy.split_id is not None:  # a lone class: its halves, the second as a sub-class of its label
+            strategy.aliases[strategy.split_id] = int(y_new[0])
+            y_new = split_halves(Z_new, y_new, strategy.split_id)
         self.memory.store(Z_new, y_new)
         if self.config.classifier == "paper":
             self.seen_train_datasets.append(dataset)
@@ -185,7 +188,7 @@ class ExperienceSummaryPlugin(SupervisedPlugin, supports_distributed=True):
             return
         m = self.images_per_class
         replay, labels = strategy.decode_memory(m)
-        for c in memory.classes:
+        for c in (c for c in memory.classes if c not in strategy.aliases):  # a sub-class's images are its label's
             strategy.publish(f"replay/class_{c}", TensorImage(visuals.image_grid(replay[labels == c], nrow=m)), x)
         strategy.publish("replay/all_classes", TensorImage(visuals.replay_grid(replay, labels)), x)
         dataset = strategy.experience.dataset.eval()

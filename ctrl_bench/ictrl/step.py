@@ -57,6 +57,19 @@ def normalises_over_the_batch(encoder: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
 
 
+def principal_sign(Z: Tensor) -> Tensor:
+    """Whether each row of ``Z`` lies on the positive side of the rows' first principal direction
+    (through their mean): z_i ↦ ⟨z_i − z̄, v_1⟩ > 0, v_1 the top right singular vector of Z − z̄."""
+    centred = Z.double() - Z.double().mean(0)
+    return centred @ torch.linalg.svd(centred, full_matrices=False).Vh[0] > 0
+
+
+def split_halves(Z: Tensor, y: Tensor, second: int) -> Tensor:
+    """The labels of one class's rows split in two halves (:func:`principal_sign`): the rows on the
+    negative side get the label ``second``."""
+    return torch.where(principal_sign(Z), y, torch.full_like(y, second))
+
+
 def no_gather(t: Tensor) -> Tensor:
     """One process holds the whole batch: nothing to gather."""
     return t
@@ -99,12 +112,13 @@ class StepResult:
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
               masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0,
               previous_encoder: nn.Module | None = None, decoder_grad: bool = True, autocast=nullcontext,
-              gather=no_gather, decoder_plays: bool = True) -> StepResult:
+              gather=no_gather, decoder_plays: bool = True, split_label: int | None = None) -> StepResult:
     """The losses of one step (see the module docstring). ``multiplier`` is μ (γ for the fixed
     penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed penalty). ``decoder_grad=False``
     decodes without gradient (the encoder's own move with alternating updates) and leaves out the pixel
     term. ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
-    computed in float32 or float64 whatever it is. ``decoder_plays=False`` (the decoder's warm-up)
+    computed in float32 or float64 whatever it is. ``split_label``: the class id of the second half of a
+    lone class (:func:`split_halves`; its id in ``masks`` must be new). ``decoder_plays=False`` (the decoder's warm-up)
     leaves the decoder its pixel error alone (weighted by ``pixel_weight``, or 1 where that is 0).
 
     ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
@@ -134,6 +148,8 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     Z_hat, Z_anchor = features[:n_codes], features[n_codes:]
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
     Z_all, labels = gather(Z_new), gather(y)
+    if split_label is not None:
+        labels = split_halves(gather(codes), labels, split_label)
     Z_hat_all = gather(Z_hat[:n])
     if replay is not None:
         Z_all, labels = torch.cat([Z_all, gather(old_codes)]), torch.cat([labels, gather(replay.labels)])

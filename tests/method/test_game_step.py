@@ -147,12 +147,13 @@ def test_the_step_runs_without_avalanche():
 
 def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
     assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "decoder_lr_scale": 1.0, "betas": (0.5, 0.999), "new_weight": 10.0,
-                         "gamma": 1.0, "decoder_warmup": 0.0, "first_steps": 0, "warmup_encoder": False, "replay_budget": "per_class", "class_spread": False,
-                         "alternate": True, "n_directions": 12, "replay_per_class": None,
+                         "gamma": 1.0, "decoder_warmup": 0.0, "first_steps": 0, "warmup_encoder": False, "lone_class_split": False,
+                         "replay_budget": "per_class", "class_spread": False, "alternate": True, "n_directions": 12, "replay_per_class": None,
                          "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
                          "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0,
                          "drift_sigma": 0.0}
-    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "first_steps", "warmup_encoder", "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
+    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "first_steps", "warmup_encoder", "lone_class_split",
+                              "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
                               "pixel_weight", "distill_weight", "classifier_noise", "drift_sigma"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
         ICTRLConfig(anchor_weight=-1.0)
