@@ -27,23 +27,15 @@ subspaces: means near 0 and far from aligned, each class spread over many direct
 from __future__ import annotations
 
 import argparse
-import ast
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
+from baselines import parse_option
 from ctrl_bench import ICTRL, build_autoencoder
 from ctrl_bench.ictrl.step import split_halves
 from scenarios.registry import load_data, make_scenario
-
-
-def value(text: str):
-    """An --option value as Python reads it (numbers, True/False), else the string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def class_rows(strategy, real: dict[int, torch.Tensor]) -> list[str]:
@@ -72,13 +64,13 @@ def main():
     p.add_argument("--n-experiences", type=int, default=10)
     p.add_argument("--experiences", type=int, default=4, help="how many of them to train (default 4)")
     p.add_argument("--validation", type=float, default=0.1, help="share of each class held out (default 0.1)")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option, as --option ctrl.NAME=VALUE takes it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = {name: value(text) for name, _, text in (o.partition("=") for o in args.option)}
+    options = dict(parse_option(f"ctrl.{text}")[1:] for text in args.option)  # as --option ctrl.NAME=VALUE reads it
     torch.manual_seed(args.seed)
     scenario = make_scenario(load_data(args.scenario, args.n_experiences, validation=args.validation), args.seed)
     f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")

@@ -149,8 +149,7 @@ class ICTRL(TwoPlayerTemplate):
     def _before_training_exp(self, **kwargs):
         classes = [int(c) for c in self.experience.classes_in_this_experience]
         benchmark_classes = getattr(getattr(self.experience, "benchmark", None), "n_classes", 0) or 0
-        self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1,
-                               max(self.memory.classes, default=-1) + 1)
+        self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1)  # a sub-class's id stays counted
         lone = self.config.lone_class_split and len(classes) == 1 and not len(self.memory)
         self.split_id = self.num_classes if lone else None  # an id beyond every class
         if lone:
