@@ -76,7 +76,7 @@ def test_a_missing_tinyimagenet_says_where_to_put_it(tmp_path):
 
 
 @pytest.mark.parametrize("n_experiences", [10, 20])
-def test_synthetic_40_in_10_and_20_experiences_gives_every_method_the_longer_first_experience(n_experiences):
+def test_synthetic_40_in_10_and_20_experiences_gives_every_method_one_budget(n_experiences):
     from ctrl_bench.harness.cells import method_settings
     from ctrl_bench.harness.presets import common_settings
 
@@ -87,9 +87,11 @@ def test_synthetic_40_in_10_and_20_experiences_gives_every_method_the_longer_fir
     assert [len(e.dataset) for e in scenario.benchmark.train_stream] == [100 * 40 // n_experiences] * n_experiences
     data = load_data("synthetic:40", n_experiences)
     assert data.family == "strokes"
-    common = common_settings("quick", {}, data.family)
-    assert (common["epochs"], common["first_epochs"]) == (30, 120)
-    for method in ("ctrl", "icarl", "der", "fetril"):
-        own = method_settings(method, "quick", data.family, common, {})
-        assert (own["epochs"], own["first_epochs"]) == (30, 120), method
+    for family in (data.family, "cifar", "mnist"):  # one budget for every data set and method
+        common = common_settings("quick", {}, family)
+        assert (common["epochs"], common["first_epochs"]) == (30, None)
+        for method in ("ctrl", "icarl", "der", "fetril"):
+            own = method_settings(method, "quick", family, common, {})
+            assert (own["epochs"], own["first_epochs"]) == (30, None), method
+    assert common_settings("paper", {}, "cifar")["epochs"] == 100  # the published lengths
     assert common_settings("quick", {"first_epochs": 5}, data.family)["first_epochs"] == 5

@@ -86,7 +86,7 @@ def first_experience_accuracy_after_the_second(npz: str, **options) -> float:
                  anchors_per_class=64)
     strategy = ICTRL(encoder=f, decoder=g, evaluator=evaluator, **{**short, **options})
     for i, experience in enumerate(scenario.benchmark.train_stream):
-        strategy.train_epochs = 60 if i == 0 else 10  # a longer first experience, as the harness's budget gives
+        strategy.train_epochs = 60 if i == 0 else 10  # a longer first experience: the test's own short lengths
         strategy.train(experience)
     results = strategy.eval(scenario.benchmark.test_stream[:1])
     return float(results["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000"])
@@ -275,7 +275,7 @@ def test_the_defaults_keep_the_first_experiences_classes_at_any_batch_size(tmp_p
     """ICTRL's defaults, 30 epochs per experience, two experiences of 1,000 generated images (an
     MNIST-subset experience): at batch 64 and at batch 512 (60 steps in the second experience) the
     first two classes stay learnt. At batch 512 the first experience's 60 steps would be too few for
-    g to learn to draw; ``first_steps`` shrinks its batch to 125, for 240 steps."""
+    g to learn to draw; ``first_steps`` shrinks its batch to 62, for 510 steps."""
     from scenarios.synthetic import make_strokes
 
     x_train, y_train = make_strokes(4, 500, seed=0)
