@@ -235,6 +235,17 @@ def measure_budgets(config: RunConfig, device: torch.device, datasets: dict, mai
     return fitted
 
 
+def finished(config: RunConfig, datasets: dict | None = None) -> bool:
+    """Whether :func:`run` would reuse every cell of ``config`` (and its results files are written):
+    it would train nothing. Reads the records and the data (unless given, as :func:`load_datasets`
+    returns it); writes nothing."""
+    if not os.path.exists(os.path.join(config.out, "results.json")):
+        return False
+    config, device = check(config)
+    bench = Bench(config, device, datasets if datasets is not None else load_datasets(config))
+    return all(bench.reuse_decision(name, cell)[0] for name, cell in bench.cells)
+
+
 def run(config: RunConfig) -> RunOutcome:
     """Run or reuse every cell of ``config``; write the results files and figures; return what
     happened. Raises :class:`ConfigError` (bad names or values) or :class:`DataError` before

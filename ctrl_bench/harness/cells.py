@@ -173,13 +173,17 @@ class Bench:
             if plan is not None:
                 yield plan
 
-    def plan(self, name: str, cell: Cell) -> CellPlan | None:
-        """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
-        cell's checkpoints of other keys are deleted)."""
+    def reuse_decision(self, name: str, cell: Cell) -> tuple[bool, str, dict, dict]:
+        """(reuse the cell's record?, why, its settings, its reuse key); writes and deletes nothing."""
         settings = cell_settings(self.config, self.datasets[name], cell.method, self.device, cell.memory, cell.epochs)
         key = reuse_key(settings, self.data_hashes[name], self.code_versions[cell.method], self.env["device"])
         record, missing = self.store.load(cell)
-        reuse, why = decide(record, key, self.config.reuse, missing)
+        return (*decide(record, key, self.config.reuse, missing), settings, key)
+
+    def plan(self, name: str, cell: Cell) -> CellPlan | None:
+        """None when the cell's record is reused; else its settings, reuse key and checkpoint (the
+        cell's checkpoints of other keys are deleted)."""
+        reuse, why, settings, key = self.reuse_decision(name, cell)
         if reuse:
             print(f"{cell}: reused ({why})", flush=True)
             self.this_command[self.store.record_path(cell)] = "reused"

@@ -67,7 +67,7 @@ class RunConfig:
     distributed: bool = False  # one run over the processes torchrun started (methods that declare DISTRIBUTED)
     command: str = ""  # the command line, for provenance
     reference: str | None = None  # the method of the rows paired differences are taken to (None: the best row)
-    # --settings FILE: {method: {"settings", "scenario", "trials", "sha256"}} of a tuned.json (tune.load_tuned);
+    # --settings FILE: {method: {"settings", "scenario", "trials", "seeds", "sha256"}} of a tuned.json (tune.load_tuned);
     # the settings are already in method_options, this says where they came from
     tuned: dict = field(default_factory=dict)
 

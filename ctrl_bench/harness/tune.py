@@ -7,7 +7,8 @@ own ``SEARCH_SPACE``) with Ray Tune's distributions, each option from its own ge
 ``--search-seed`` and the option's name, so that two methods with the same range of an option try
 the same values of it. Ray Tune runs the trials (``--workers`` at once, or on ``--ray-address``);
 each trial is an ordinary command into ``--out/trials/<method>/<settings hash>``, whose records a
-rerun reuses: a killed tune, run again, reruns no finished trial. The score of a trial is its mean
+rerun reuses: a killed tune, run again, reruns no finished trial, and hands Ray only the trials
+that have a cell left to run. The score of a trial is its mean
 validation Last over the seeds; the test split is never loaded (the command must have
 ``--validation``).
 
@@ -31,7 +32,7 @@ from baselines import search_space
 from scenarios import scenario_label
 
 from .atomic import atomic_write_bytes, atomic_write_set
-from .bench import run
+from .bench import finished, load_datasets, run
 from .config import ConfigError, GridConfig, RunConfig
 from .grid import GridUnavailable, connect
 from .plots import png_bytes
@@ -79,6 +80,19 @@ def trial_out(out: str, method: str, settings: dict) -> str:
     return os.path.join(out, TRIALS_DIR, method, digest)
 
 
+def trial_config(base: RunConfig, method: str, settings: dict, out: str) -> RunConfig:
+    """The command a trial runs: ``method`` alone, ``settings`` on top of its --option values, into ``out``."""
+    options = {**base.method_options.get(method, {}), **settings}
+    return dataclasses.replace(base, methods=(method,), method_options={method: options}, out=out, grid=None,
+                               progress=False, reference=None)
+
+
+def trial_done(base: RunConfig, method: str, settings: dict, out: str, datasets: dict) -> bool:
+    """Whether a trial has nothing left to run: it failed, or every one of its cells has a valid record."""
+    return os.path.exists(os.path.join(out, FAILED_FILE)) or finished(trial_config(base, method, settings, out),
+                                                                       datasets)
+
+
 def run_trial(base: RunConfig, method: str, settings: dict, out: str) -> list[float] | None:
     """One trial: ``method`` with ``settings`` on top of its --option values, every seed of ``base``,
     into ``out`` (reusing what a killed tune finished); the validation Last of each seed, or None
@@ -86,9 +100,7 @@ def run_trial(base: RunConfig, method: str, settings: dict, out: str) -> list[fl
     ``out/failed.json``, the trial counts as run and is never chosen, and a rerun does not repeat it."""
     if os.path.exists(os.path.join(out, FAILED_FILE)):
         return None
-    options = {**base.method_options.get(method, {}), **settings}
-    config = dataclasses.replace(base, methods=(method,), method_options={method: options}, out=out, grid=None,
-                                 progress=False, reference=None)
+    config = trial_config(base, method, settings, out)
     try:
         run(config)
     except (RuntimeError, ValueError, FloatingPointError) as err:  # what a method raises when it cannot train
@@ -108,8 +120,10 @@ def trial_scores(base: RunConfig, method: str, out: str) -> list[float] | None:
     return [by_seed[seed] for seed in base.seeds]
 
 
-def _ray_tune(base: RunConfig, method: str, drawn: list[dict], grid: GridConfig, on_trial) -> None:
-    """Run the trials of ``method`` on Ray Tune; ``on_trial(index, scores)`` as each one ends."""
+def _ray_tune(base: RunConfig, left: list[tuple[str, dict]], grid: GridConfig, on_trial) -> None:
+    """Run the trials ``left`` ((method, settings) pairs) on one Ray Tune experiment, so that a worker
+    goes on to the next method's trials while the last of one method's run; ``on_trial(i, scores)``
+    as the i-th of them ends."""
     from ray import tune  # Ray is an optional extra: only tune imports it
 
     class Progress(tune.Callback):
@@ -121,22 +135,23 @@ def _ray_tune(base: RunConfig, method: str, drawn: list[dict], grid: GridConfig,
     def trainable(config):
         if os.path.isdir(here):  # Ray Tune starts a trial in its own folder; the command's paths are relative to this one
             os.chdir(here)
-        scores = run_trial(base, method, drawn[config["trial"]], trial_out(base.out, method, drawn[config["trial"]]))
+        method, settings = left[config["trial"]]
+        scores = run_trial(base, method, settings, trial_out(base.out, method, settings))
         tune.report({"validation_last": float("nan") if scores is None else float(np.mean(scores)), "scores": scores})
 
     cpus = grid.cpus_per_cell or base.threads or 1
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus}),
-        param_space={"trial": tune.grid_search(list(range(len(drawn))))},
+        param_space={"trial": tune.grid_search(list(range(len(left))))},
         tune_config=tune.TuneConfig(max_concurrent_trials=grid.workers or 1, reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(base.out, "ray")), name=method,
+        run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(base.out, "ray")), name="trials",
                                   verbose=0, callbacks=[Progress()]),
     )
     results = tuner.fit()
     failed = [r for r in results if r.error is not None]
     if failed:
-        raise RuntimeError(f"{len(failed)} trial(s) of {method} failed: {failed[0].error}; rerun the same command "
-                           "to run them again (finished trials are reused)")
+        raise RuntimeError(f"{len(failed)} trial(s) failed: {failed[0].error}; rerun the same command to run them "
+                           "again (finished trials are reused)")
 
 
 def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
@@ -149,39 +164,51 @@ def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
         import ray.tune  # noqa: F401  (Ray is an optional extra: is it installed?)
     except ImportError:
         raise GridUnavailable('tune runs on Ray Tune: pip install -e ".[ray]"') from None
-    connect(grid)
+    datasets = load_datasets(base)
     scenario = base.scenarios[0]
     label = scenario_label(scenario, base.n_experiences, base.validation, base.first_experience_classes)
     tuned = {"format": TUNED_FORMAT, "scenario": label, "scenario_name": scenario, "validation": base.validation,
              "n_experiences": base.n_experiences, "preset": base.preset, "seeds": list(base.seeds), "trials": trials,
              "search": f"trial 0 the defaults, then random (seed {search_seed})", "search_seed": search_seed,
              "threads": base.threads, "code_version": git_commit(), "command": base.command, "methods": {}}
-    for method in base.methods:
-        space = search_space(method)
-        drawn = draw_trials(space, trials, search_seed)
-        scores: dict[int, list[float]] = {}
+    started = time.monotonic()
+    spaces = {method: search_space(method) for method in base.methods}
+    drawn = {method: draw_trials(space, trials, search_seed) for method, space in spaces.items()}
+    done: dict[str, int] = {method: 0 for method in base.methods}
+    best: dict[str, float] = {}
+    left: list[tuple[str, int]] = []  # (method, trial index) of the trials still to run
 
-        def on_trial(index, values, method=method):
-            scores[index] = values
-            best = max((np.mean(v) for v in scores.values() if v is not None), default=float("nan"))
-            said = "failed (see its failed.json)" if values is None else f"validation Last {np.mean(values):.3f}"
-            print(f"tune {method}: trial {index}{' (defaults)' if index == 0 else ''} {said} (best so far {best:.3f}; "
-                  f"{len(scores)} of {trials} trials done)", flush=True)
+    def said(method: str, index: int, values, reused: bool = False) -> None:
+        done[method] += 1
+        if values is not None:
+            best[method] = max(best.get(method, -1.0), float(np.mean(values)))
+        what = "failed (see its failed.json)" if values is None else f"validation Last {np.mean(values):.3f}"
+        print(f"tune {method}: trial {index}{' (defaults)' if index == 0 else ''} {what}{' (reused)' if reused else ''} "
+              f"(best so far {best.get(method, float('nan')):.3f}; {done[method]} of {trials} trials done)", flush=True)
 
-        started = time.monotonic()
-        _ray_tune(base, method, drawn, grid, on_trial)
-        wall = time.monotonic() - started
-        scores = {i: trial_scores(base, method, trial_out(base.out, method, s)) for i, s in enumerate(drawn)}
-        table = [{"trial": i, "settings": drawn[i], "validation_last": None if scores[i] is None else _stat(scores[i]),
-                  "per_seed": scores[i]} for i in range(trials)]
+    for method in base.methods:  # a killed tune's finished trials: said, not handed to Ray again
+        for index, settings in enumerate(drawn[method]):
+            out = trial_out(base.out, method, settings)
+            if trial_done(base, method, settings, out, datasets):
+                said(method, index, trial_scores(base, method, out), reused=True)
+            else:
+                left.append((method, index))
+    if left:
+        connect(grid)
+        _ray_tune(base, [(m, drawn[m][i]) for m, i in left], grid, lambda k, values: said(*left[k], values))
+    tuned["wall_seconds"] = round(time.monotonic() - started, 1)  # of this command: reused trials cost ~nothing
+    for method, space in spaces.items():
+        scores = {i: trial_scores(base, method, trial_out(base.out, method, s)) for i, s in enumerate(drawn[method])}
+        table = [{"trial": i, "settings": drawn[method][i], "per_seed": scores[i],
+                  "validation_last": None if scores[i] is None else _stat(scores[i])} for i in range(trials)]
         ran = [t for t in table if t["validation_last"] is not None]
         if not ran:
             raise RuntimeError(f"every trial of {method} failed; see {os.path.join(base.out, TRIALS_DIR, method)}")
-        best = max(ran, key=lambda t: (t["validation_last"]["mean"], -t["trial"]))
-        tuned["methods"][method] = {"settings": best["settings"], "validation_last": best["validation_last"],
-                                    "chosen_trial": best["trial"], "failed_trials": len(table) - len(ran),
-                                    "wall_seconds": round(wall, 1),  # of this command: reused trials cost ~nothing
-                                    "trial_seconds": round(sum(_trial_seconds(base.out, method, s) for s in drawn), 1),
+        chosen = max(ran, key=lambda t: (t["validation_last"]["mean"], -t["trial"]))
+        tuned["methods"][method] = {"settings": chosen["settings"], "validation_last": chosen["validation_last"],
+                                    "chosen_trial": chosen["trial"], "failed_trials": len(table) - len(ran),
+                                    "trial_seconds": round(sum(_trial_seconds(base.out, method, s)
+                                                               for s in drawn[method]), 1),
                                     "space": {k: list(v) for k, v in space.items()}, "trials": table}
     write_tuning(base.out, tuned)
     return tuned
@@ -253,7 +280,7 @@ def write_tuning(out: str, tuned: dict) -> None:
 
 
 def load_tuned(path: str) -> dict:
-    """--settings FILE: {method: {"settings", "scenario", "trials", "sha256"}} from a tuned.json;
+    """--settings FILE: {method: {"settings", "scenario", "trials", "seeds", "sha256"}} from a tuned.json;
     ConfigError naming what is wrong with the file."""
     try:
         with open(path, "rb") as fh:
@@ -261,11 +288,14 @@ def load_tuned(path: str) -> dict:
         tuned = json.loads(raw)
         if tuned.get("format") != TUNED_FORMAT or not isinstance(tuned.get("methods"), dict):
             raise ValueError("not a tuned.json of this ctrl-bench")
-        digest = hashlib.sha256(raw).hexdigest()[:16]
-        return {method: {"settings": dict(entry["settings"]), "scenario": str(tuned["scenario"]),
-                         "trials": int(tuned["trials"]), "sha256": digest}
-                for method, entry in tuned["methods"].items()}
+        chosen = {method: {"settings": dict(entry["settings"]), "scenario": str(tuned["scenario"]),
+                           "trials": int(tuned["trials"]), "seeds": list(tuned["seeds"])}
+                  for method, entry in tuned["methods"].items()}
     except OSError as err:
         raise ConfigError(f"--settings {path}: {err.strerror}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"--settings {path}: {err}; give the tuned.json that ctrl-bench tune wrote") from None
+    # each method's source is the hash of what was chosen for it and where, not of the whole file: a method
+    # added to the file, or a finished tune run again, leaves the other methods' tuned records valid
+    return {method: {**entry, "sha256": hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]}
+            for method, entry in chosen.items()}
