@@ -36,6 +36,7 @@ from .bench import finished, load_datasets, run
 from .config import ConfigError, GridConfig, RunConfig
 from .grid import GridUnavailable, connect
 from .plots import png_bytes
+from .records import short_hash
 from .provenance import git_commit
 
 TUNED_FILE, TABLE_FILE, FIGURE_FILE, TRIALS_DIR = "tuned.json", "tuning.md", "tuning.png", "trials"
@@ -297,5 +298,4 @@ def load_tuned(path: str) -> dict:
         raise ConfigError(f"--settings {path}: {err}; give the tuned.json that ctrl-bench tune wrote") from None
     # each method's source is the hash of what was chosen for it and where, not of the whole file: a method
     # added to the file, or a finished tune run again, leaves the other methods' tuned records valid
-    return {method: {**entry, "sha256": hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]}
-            for method, entry in chosen.items()}
+    return {method: {**entry, "sha256": short_hash(entry)} for method, entry in chosen.items()}
