@@ -125,3 +125,20 @@ def test_any_image_size_the_networks_can_cut_or_resize_round_trips(arch, shape):
     f, g = build_autoencoder(arch, shape, feature_dim=16, size="tiny")
     Z = f(torch.rand(2, *shape) * 2 - 1)
     assert Z.shape == (2, 16) and g(Z).shape == (2, *shape)
+
+
+def test_patch_embedding_gives_the_convolution_numbers():
+    """The CPU patch embedding (a faster input gradient) is Conv2d(kernel = stride = P), bit for bit:
+    its output and the gradients of its input, weight and bias."""
+    from ctrl_bench.crate import patch_embedding
+    conv = torch.nn.Conv2d(3, 16, kernel_size=4, stride=4)
+    X = torch.randn(5, 3, 12, 8, requires_grad=True)
+    grad = torch.randn(5, 16, 3, 2)
+    results = []
+    for embed in (conv, lambda X: patch_embedding(X, conv)):
+        out = embed(X)
+        results.append([out, *torch.autograd.grad(out, [X, conv.weight, conv.bias], grad)])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(patch_embedding(X, conv), conv(X))

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from ctrl_bench import (NonFiniteRateError, class_coding_rate, coding_rate, game_terms, pairwise_rate_reduction,
                         rate_reduction)
+from ctrl_bench.rate import class_grams
 
 
 def sphere(n, d, seed=0, dtype=torch.float64):
@@ -106,3 +107,34 @@ def test_game_terms_match_the_public_functions():
         expected = pairwise_rate_reduction(Z[y == c], Zhat[y == c], 0.5).item()
         assert terms.pairwise[c].item() == pytest.approx(expected, rel=1e-9)
     assert terms.pairwise[3].item() == 0.0  # absent class
+
+
+def test_class_grams_are_each_class_second_moment():
+    Z, y = sphere(50, 6), torch.tensor([4, 0, 4, 2] * 12 + [0, 2])  # ids 1 and 3 absent
+    grams, counts = class_grams(Z, y, 5)
+    for c in range(5):
+        assert torch.allclose(grams[c], Z[y == c].T @ Z[y == c], rtol=0, atol=1e-12)
+        assert counts[c] == (y == c).sum()
+    with pytest.raises(ValueError, match="beyond the 4 class ids"):
+        class_grams(Z, y, 4)
+
+
+def test_game_terms_and_their_gradients_ignore_ids_without_rows():
+    """The classes present are factorised alone: spreading the same labels over more ids (most of
+    them without rows) changes neither the terms nor their gradients."""
+    Z, Zhat = sphere(48, 8, 0).requires_grad_(), sphere(48, 8, 1).requires_grad_()
+    y = torch.arange(48) % 3
+    spread = torch.tensor([7, 2, 11])[y]  # the same three classes as ids 7, 2 and 11 of 12
+
+    def terms_and_gradients(labels, num_classes, ids):
+        terms = game_terms(Z, Zhat, labels, num_classes, 0.5)
+        total = terms.rate_reduction_z + terms.rate_reduction_zhat + (terms.pairwise[ids] * torch.tensor([1., 2., 3.],
+                                                                       dtype=torch.float64)).sum()
+        return [terms.rate_reduction_z, terms.rate_reduction_zhat, terms.pairwise[ids],
+                *torch.autograd.grad(total, [Z, Zhat])], terms.pairwise
+
+    compact, _ = terms_and_gradients(y, 3, [0, 1, 2])
+    wide, pairwise = terms_and_gradients(spread, 12, [7, 2, 11])
+    for a, b in zip(compact, wide):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert (pairwise[[0, 1, 3, 4, 5, 6, 8, 9, 10]] == 0).all()
