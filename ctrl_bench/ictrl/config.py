@@ -79,6 +79,10 @@ class ICTRLConfig:
                                    "anything, g must learn to draw in it): where its epochs at the batch size give "
                                    "fewer, its batch shrinks to ⌊images · epochs / first_steps⌋ (at least "
                                    "16); the later experiences keep the batch size (0: off)", paper=0, departure=True)
+    decoder_finish: float = option(0.0, "the last part of every later experience (a fraction of its epochs) in which the "
+                                        "encoder holds still and the decoder learns to draw, minimising its pixel error "
+                                        "alone on the new images and the anchors: f does not drift there, and the memory "
+                                        "replays the new classes as g draws them (0: off)", paper=0.0, departure=True)
     warmup_encoder: bool = option(True, "in the decoder's warm-up the encoder also minimises g's pixel error on the "
                                         "new batch, ‖g(f(x)) − x‖² through both (an autoencoder's encoder): with one "
                                         "class the rate reduction is zero and f would otherwise learn nothing before "
@@ -147,6 +151,8 @@ class ICTRLConfig:
                 raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
         if not (math.isfinite(self.replay_ratio) and self.replay_ratio > 0):
             raise ValueError(f"replay_ratio must be > 0 and finite, got {self.replay_ratio}")
+        if not (math.isfinite(self.decoder_finish) and 0 <= self.decoder_finish < 1):
+            raise ValueError(f"decoder_finish must be a fraction of an experience in [0, 1), got {self.decoder_finish}")
         if not (math.isfinite(self.decoder_warmup) and 0 <= self.decoder_warmup <= 1):
             raise ValueError(f"decoder_warmup must be a fraction of the first experience in [0, 1], got {self.decoder_warmup}")
         for name in ("new_weight", "gamma", "rho", "anchor_weight", "pixel_weight", "distill_weight",

@@ -184,7 +184,11 @@ class ICTRL(TwoPlayerTemplate):
         self.decoder_optimizer.zero_grad(set_to_none=True)
         for _ in range(self.config.encoder_steps - 1):
             self._rate_only_encoder_step()
-        if self.config.alternate:
+        if self._encoder_holds():
+            result = self._play()
+            self._record(result)
+            self._assign_gradients(None, result.decoder_loss)
+        elif self.config.alternate:
             self._assign_gradients(self._play(decoder_grad=False).encoder_loss, None)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -197,7 +201,7 @@ class ICTRL(TwoPlayerTemplate):
     def _decoder_update(self, **kwargs):
         """The decoder's move: with ``alternate``, on a fresh forward against the updated encoder
         (gradient through f into g); else with the gradient of the encoder's forward."""
-        if self.config.alternate:
+        if self.config.alternate and not self._encoder_holds():
             result = self._play()
             self._record(result)
             self._assign_gradients(None, result.decoder_loss)
@@ -211,12 +215,18 @@ class ICTRL(TwoPlayerTemplate):
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
                          self.multiplier, rho=self.rho, previous_encoder=self.previous_encoder,
                          decoder_grad=decoder_grad, autocast=self._autocast, gather=distributed.gather,
-                         decoder_plays=not self._decoder_warming_up(), split_label=self.split_id)
+                         decoder_plays=not (self._decoder_warming_up() or self._encoder_holds()),
+                         split_label=self.split_id)
 
     def _decoder_warming_up(self) -> bool:
         """In the first ``decoder_warmup`` of the first experience's epochs the decoder only learns to draw."""
         first = not len(self.memory)
         return first and self.clock.train_exp_epochs < self.config.decoder_warmup * self.train_epochs
+
+    def _encoder_holds(self) -> bool:
+        """In the last ``decoder_finish`` of a later experience's epochs the encoder holds still."""
+        later = bool(len(self.memory))
+        return later and self.clock.train_exp_epochs >= (1 - self.config.decoder_finish) * self.train_epochs
 
     def _record(self, result: StepResult) -> None:
         """The step's output for Avalanche's metrics, and its terms into the epoch's means."""
