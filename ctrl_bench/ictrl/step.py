@@ -190,3 +190,28 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
         logged["pixel_error"] = errors.mean()
         decoder_loss = decoder_loss + pixel_weight * logged["pixel_error"]
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})
+
+
+def drawing_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | None, config: ICTRLConfig, *,
+                 autocast=nullcontext, gather=no_gather) -> StepResult:
+    """The decoder's move alone while f holds still (``decoder_finish``): pixel_weight (1 where it is 0)
+    times the mean of ‖g(f(x)) − x‖² over the new batch and ‖g(z_M) − x_M‖² over the anchors, the
+    loss the game's decoder has when it does not play (``decoder_plays=False``), without the encoder
+    passes and rate terms that loss does not need. The codes f(X) come from f in eval mode, so that
+    nothing of f moves, BatchNorm statistics included; the encoder's loss is 0."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad(), autocast():
+            Z_new = full_precision(encoder(X))
+    finally:
+        encoder.train(was_training)
+    codes = Z_new if replay is None else torch.cat([Z_new, replay.codes])
+    with autocast():
+        X_hat = decoder(codes)
+    errors = gather(per_sample_pixel_error(X_hat[:len(X)], X))
+    if replay is not None and replay.images is not None:
+        errors = torch.cat([errors, gather(per_sample_pixel_error(X_hat[len(X):], replay.images))])
+    pixel_error = errors.mean()
+    decoder_loss = (config.pixel_weight or 1.0) * pixel_error
+    return StepResult(decoder_loss.new_zeros(()), decoder_loss, Z_new, {"pixel_error": pixel_error.detach()})

@@ -25,7 +25,7 @@ from .. import distributed
 from ..rate import rate_reduction
 from .config import EVAL_MB_SIZE, FIELDS, MIN_FIRST_BATCH, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
 from .plugins import AnchorReplayPlugin, DistillationPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
-from .step import ClassMasks, Replay, StepResult, game_step
+from .step import ClassMasks, Replay, StepResult, drawing_step, game_step
 from .update import TwoPlayerTemplate
 
 
@@ -179,12 +179,14 @@ class ICTRL(TwoPlayerTemplate):
 
     def _encoder_update(self, **kwargs):
         """The encoder's move: with ``alternate``, on its own forward with X̂ decoded without
-        gradient; else the step's one forward gives both players' gradients, and the encoder steps."""
+        gradient; else the step's one forward gives both players' gradients, and the encoder steps.
+        While the encoder holds (``decoder_finish``) only the decoder's gradient is taken."""
         self.optimizer.zero_grad(set_to_none=True)
         self.decoder_optimizer.zero_grad(set_to_none=True)
-        for _ in range(self.config.encoder_steps - 1):
+        holds = self._encoder_holds()
+        for _ in range(0 if holds else self.config.encoder_steps - 1):
             self._rate_only_encoder_step()
-        if self._encoder_holds():
+        if holds:
             result = self._play()
             self._record(result)
             self._assign_gradients(None, result.decoder_loss)
@@ -212,11 +214,13 @@ class ICTRL(TwoPlayerTemplate):
         if replay is not None and distributed.active():  # … and this process takes its share
             replay = Replay(*(None if t is None else distributed.shard(t)
                               for t in (replay.codes, replay.labels, replay.images, replay.targets)))
+        if self._encoder_holds():
+            return drawing_step(self.encoder, self.decoder, self.mb_x, replay, self.config, autocast=self._autocast,
+                                gather=distributed.gather)
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
                          self.multiplier, rho=self.rho, previous_encoder=self.previous_encoder,
                          decoder_grad=decoder_grad, autocast=self._autocast, gather=distributed.gather,
-                         decoder_plays=not (self._decoder_warming_up() or self._encoder_holds()),
-                         split_label=self.split_id)
+                         decoder_plays=not self._decoder_warming_up(), split_label=self.split_id)
 
     def _decoder_warming_up(self) -> bool:
         """In the first ``decoder_warmup`` of the first experience's epochs the decoder only learns to draw."""

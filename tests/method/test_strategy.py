@@ -4,6 +4,7 @@ import glob
 import numpy as np
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import TensorboardLogger
 from avalanche.training.plugins import EvaluationPlugin
@@ -212,6 +213,7 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"encoder_steps": 0}, "at least 1"),
     ({"classifier_noise": -0.1}, "classifier_noise must be ≥ 0"),
     ({"distill_weight": -1.0}, "distill_weight must be ≥ 0"),
+    ({"decoder_finish": 1.0}, r"decoder_finish must be a fraction of an experience in \[0, 1\)"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -373,3 +375,29 @@ def test_the_two_halves_of_a_lone_class_have_a_rate_reduction_where_the_class_ha
     halves = split_halves(Z, y, 1)
     assert abs(float(rate_reduction(Z, y, 1.0, 2))) < 1e-6 and float(rate_reduction(Z, halves, 1.0, 2)) > 0.1
     assert 0 < int((halves == 1).sum()) < 64
+
+
+def test_in_the_decoders_finish_the_encoder_holds_and_the_decoder_learns(tiny_npz):
+    """``decoder_finish``: in the last part of a later experience f's parameters stay where they were
+    (its optimiser does not step) while g's move; the first experience is not affected."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    strategy = make_strategy(train_epochs=4, decoder_finish=0.5)
+    snapshots = []
+
+    class Snapshots(SupervisedPlugin):
+        def after_training_epoch(self, strategy, **kwargs):
+            snapshots.append([[p.detach().clone() for p in module.parameters()]
+                              for module in (strategy.encoder, strategy.decoder)])
+
+    strategy.plugins.append(Snapshots())
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+
+    def moved(a, b):
+        return any(not torch.equal(x, y) for x, y in zip(a, b))
+
+    first, later = snapshots[:4], snapshots[4:]
+    assert moved(first[2][0], first[3][0])  # the first experience: f moves to the end
+    assert moved(later[0][0], later[1][0])  # a later experience's game: f moves ...
+    assert not moved(later[1][0], later[3][0])  # ... until its last half, where f holds
+    assert moved(later[1][1], later[3][1])  # and g goes on learning
