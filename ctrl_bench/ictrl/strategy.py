@@ -122,8 +122,12 @@ class ICTRL(TwoPlayerTemplate):
 
     # ------------------------------------------------------------------ Avalanche hooks
     def make_optimizer(self, **kwargs):
-        """Two players, two Adam optimisers built in ``__init__``; kept (state included) across
-        experiences as in the reference code, so Avalanche's reset of one shared optimiser is skipped."""
+        """Two players, two Adam optimisers built in ``__init__`` (Avalanche's update of one shared
+        optimiser is skipped). ``optimizer_reset`` names the players whose moments start afresh in every
+        experience, as at the first step of a run; the others keep theirs (the reference code)."""
+        players = {"encoder": (self.optimizer,), "both": (self.optimizer, self.decoder_optimizer), "none": ()}
+        for optimizer in players[self.config.optimizer_reset]:
+            optimizer.state.clear()
 
     def make_train_dataloader(self, **kwargs):
         """Avalanche's loader; in a distributed run, this process's shard of every batch instead: a

@@ -214,6 +214,7 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"classifier_noise": -0.1}, "classifier_noise must be ≥ 0"),
     ({"distill_weight": -1.0}, "distill_weight must be ≥ 0"),
     ({"decoder_finish": 1.0}, r"decoder_finish must be a fraction of an experience in \[0, 1\)"),
+    ({"optimizer_reset": "decoder"}, "choose one of encoder, both, none"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -319,7 +320,9 @@ def test_a_short_first_experience_gets_its_steps_from_a_smaller_batch():
 def test_the_defaults_keep_the_first_class_of_six_learnt_one_at_a_time(tmp_path):
     """ICTRL's defaults, six experiences of one generated class each (the paper's one-class-at-a-time
     protocol): the first class, learnt alone (its rate reduction is zero, so only the warm-up's
-    reconstruction shapes f before its statistics are stored), is still recognised after the sixth."""
+    reconstruction shapes f before its statistics are stored), is still recognised after the sixth.
+    Measured on 8 data seeds (1 thread): FIRST_CLASS_MEASURED with optimizer_reset, 0.40–0.70 without (the
+    kept Adam moments let the second experience throw the first class's anchors to cos 0.5)."""
     from scenarios.synthetic import make_strokes
 
     x_train, y_train = make_strokes(6, 200, seed=0)
@@ -333,7 +336,21 @@ def test_the_defaults_keep_the_first_class_of_six_learnt_one_at_a_time(tmp_path)
     for experience in scenario.benchmark.train_stream:
         strategy.train(experience)
     first = float(strategy.eval(scenario.benchmark.test_stream)["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000"])
-    assert first >= 0.5, f"{first:.2f} on the first class after six (chance: 0.17)"
+    assert first >= 0.8, f"{first:.2f} on the first class after six (chance: 0.17)"
+
+
+@pytest.mark.parametrize("reset, second", [("encoder", [{6}, {12}]), ("both", [{6}, {6}]), ("none", [{12}, {12}])])
+def test_every_experience_starts_the_named_players_adam_moments_afresh(tiny_npz, reset, second):
+    """optimizer_reset: at the start of every experience the named players' Adam optimisers drop their
+    moments, so their step counts start again; the others count on across experiences."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)  # two experiences of 96 images
+    strategy = make_strategy(train_epochs=2, train_mb_size=32, first_steps=0, optimizer_reset=reset)
+    counts = []
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+        counts.append([{int(state["step"]) for state in optimizer.state.values()}
+                       for optimizer in (strategy.optimizer, strategy.decoder_optimizer)])
+    assert counts == [[{6}, {6}], second]  # 3 batches an epoch, 2 epochs; (encoder, decoder)
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split", "whole"])
