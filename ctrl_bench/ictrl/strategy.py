@@ -181,10 +181,19 @@ class ICTRL(TwoPlayerTemplate):
         mask[list(classes)] = True
         return mask
 
+    def _set_encoder_lr(self) -> None:
+        """f's learning rate for this step: lr · min(1, (k + 1) / N) at the k-th step of a later
+        experience (N = ``encoder_lr_warmup``; 0: off), else lr."""
+        warmup, later = self.config.encoder_lr_warmup, bool(len(self.memory))
+        scale = min(1.0, (self.clock.train_exp_iterations + 1) / warmup) if warmup and later else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * scale
+
     def _encoder_update(self, **kwargs):
         """The encoder's move: with ``alternate``, on its own forward with X̂ decoded without
         gradient; else the step's one forward gives both players' gradients, and the encoder steps.
         While the encoder holds (``decoder_finish``) only the decoder's gradient is taken."""
+        self._set_encoder_lr()
         self.optimizer.zero_grad(set_to_none=True)
         self.decoder_optimizer.zero_grad(set_to_none=True)
         holds = self._encoder_holds()

@@ -215,6 +215,7 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"distill_weight": -1.0}, "distill_weight must be ≥ 0"),
     ({"decoder_finish": 1.0}, r"decoder_finish must be a fraction of an experience in \[0, 1\)"),
     ({"optimizer_reset": "decoder"}, "choose one of encoder, both, none"),
+    ({"encoder_lr_warmup": -1}, "encoder_lr_warmup must be ≥ 0"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -418,3 +419,29 @@ def test_in_the_decoders_finish_the_encoder_holds_and_the_decoder_learns(tiny_np
     assert moved(later[0][0], later[1][0])  # a later experience's game: f moves ...
     assert not moved(later[1][0], later[3][0])  # ... until its last half, where f holds
     assert moved(later[1][1], later[3][1])  # and g goes on learning
+
+
+def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny_npz):
+    """encoder_lr_warmup=N: at the k-th step of every later experience f steps with lr · min(1, (k+1)/N);
+    the first experience, and g throughout, at lr."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)  # two experiences of 96 images
+
+    class Rates(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def after_training_iteration(self, strategy, **kwargs):
+            self.seen.append((strategy.clock.train_exp_counter, strategy.optimizer.param_groups[0]["lr"],
+                              strategy.decoder_optimizer.param_groups[0]["lr"]))
+
+    rates = Rates()
+    strategy = make_strategy(train_epochs=2, train_mb_size=32, first_steps=0, lr=1e-3, encoder_lr_warmup=4,
+                             plugins=[rates])
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+    first = [(f, g) for exp, f, g in rates.seen if exp == 0]
+    later = [(f, g) for exp, f, g in rates.seen if exp == 1]
+    assert first == [(1e-3, 1e-3)] * 6
+    assert [f for f, _ in later] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert [g for _, g in later] == [1e-3] * 6
