@@ -73,6 +73,7 @@ class ICTRL(TwoPlayerTemplate):
         self.masks: ClassMasks | None = None
         self.aliases: dict[int, int] = {}  # a sub-class's id in memory → its label (lone_class_split)
         self.split_id: int | None = None  # the id of a lone class's second half in this experience
+        self._encoder_base_lr: list[float] = []  # f's learning rate when a warmed-up experience started
         self.last_epoch_terms: dict[str, float] = {}
         self._epoch_sums: dict[str, Tensor] = defaultdict(float)
         self._epoch_index = 0
@@ -182,12 +183,15 @@ class ICTRL(TwoPlayerTemplate):
         return mask
 
     def _set_encoder_lr(self) -> None:
-        """f's learning rate for this step: lr · min(1, (k + 1) / N) at the k-th step of a later
-        experience (N = ``encoder_lr_warmup``; 0: off), else lr."""
-        warmup, later = self.config.encoder_lr_warmup, bool(len(self.memory))
-        scale = min(1.0, (self.clock.train_exp_iterations + 1) / warmup) if warmup and later else 1.0
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * scale
+        """``encoder_lr_warmup`` = N: at the k-th step (k < N) of a later experience f's learning rate is
+        min(1, (k + 1) / N) times the one it had when the experience started; otherwise it is left alone."""
+        warmup, k = self.config.encoder_lr_warmup, self.clock.train_exp_iterations
+        if not (warmup and len(self.memory)) or k >= warmup:
+            return
+        if k == 0:
+            self._encoder_base_lr = [group["lr"] for group in self.optimizer.param_groups]
+        for group, base in zip(self.optimizer.param_groups, self._encoder_base_lr):
+            group["lr"] = base * min(1.0, (k + 1) / warmup)
 
     def _encoder_update(self, **kwargs):
         """The encoder's move: with ``alternate``, on its own forward with X̂ decoded without
