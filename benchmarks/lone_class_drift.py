@@ -99,9 +99,7 @@ def main() -> None:
         from ctrl_bench.ictrl.step import split_halves
         y_train_first = split_halves(Z_train, y_train_first, halves[0])
     strategy.memory.store(Z_train, y_train_first)
-    plugin, k = strategy.memory_plugin, min(strategy.config.n_components, strategy.memory.n_directions)
-    strategy.classifier.set_subspaces(strategy.memory.labels, strategy.memory.means, strategy.memory.directions[:, :k],
-                                      strategy.memory.variances[:, :k], plugin._spread(k))  # as after an experience
+    strategy.memory_plugin.fit_from_memory()  # as after an experience
     Z, y = strategy.features(first_test)
     print(f"its statistics refitted on its real training images with the final f (oracle): "
           f"{(strategy.scores(Z).argmax(1) == y).float().mean():.2f}")

@@ -80,9 +80,14 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
             self.classifier.fit(torch.cat([z for z, _ in feats]), torch.cat([y for _, y in feats]),
                                 self.config.n_components)
         else:
-            k = min(self.config.n_components, self.memory.n_directions)
-            self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k],
-                                          self.memory.variances[:, :k], self._spread(k))
+            self.fit_from_memory()
+
+    def fit_from_memory(self) -> None:
+        """The memory-only classifier: every stored class's mean, its first n_components directions,
+        their variances and its spread off them."""
+        k = min(self.config.n_components, self.memory.n_directions)
+        self.classifier.set_subspaces(self.memory.labels, self.memory.means, self.memory.directions[:, :k],
+                                      self.memory.variances[:, :k], self._spread(k))
 
     def _spread(self, k: int):
         """Each class's mean variance off its first k stored directions: its stored residual, plus the
