@@ -182,6 +182,8 @@ class ICTRLConfig:
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
         if self.replay_budget not in REPLAY_BUDGETS:
             raise ValueError(f"unknown replay_budget {self.replay_budget!r}; choose one of {', '.join(REPLAY_BUDGETS)}")
+        if self.optimizer_reset is None:  # the command line reads --option ctrl.optimizer_reset=none as None
+            object.__setattr__(self, "optimizer_reset", "none")
         if self.optimizer_reset not in OPTIMIZER_RESETS:
             raise ValueError(f"unknown optimizer_reset {self.optimizer_reset!r}; choose one of {', '.join(OPTIMIZER_RESETS)}")
         if self.constraint not in CONSTRAINT_MODES:

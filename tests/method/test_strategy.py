@@ -13,6 +13,7 @@ from baselines._backbones import model_floats
 from baselines.ctrl import memory_floats as ctrl_memory_floats
 from helpers import make_images
 from ctrl_bench import ICTRL, build_autoencoder, game_terms
+from ctrl_bench.ictrl.config import ICTRLConfig
 from scenarios import build_scenario
 
 
@@ -352,6 +353,15 @@ def test_every_experience_starts_the_named_players_adam_moments_afresh(tiny_npz,
         counts.append([{int(state["step"]) for state in optimizer.state.values()}
                        for optimizer in (strategy.optimizer, strategy.decoder_optimizer)])
     assert counts == [[{6}, {6}], second]  # 3 batches an epoch, 2 epochs; (encoder, decoder)
+
+
+def test_optimizer_reset_none_from_the_command_line_is_the_reference_s_none():
+    """The command line reads the value none as None (--option ctrl.optimizer_reset=none): that is "none",
+    the reference's kept moments, not an unknown value."""
+    from baselines import parse_option
+
+    _, name, value = parse_option("ctrl.optimizer_reset=none")
+    assert value is None and ICTRLConfig(**{name: value}).optimizer_reset == "none"
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split", "whole"])
