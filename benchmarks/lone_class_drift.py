@@ -22,6 +22,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
+import baselines
 from ctrl_bench import ICTRL, build_autoencoder
 from ctrl_bench.ictrl.config import FIELDS
 from scenarios import build_scenario
@@ -29,13 +30,14 @@ from scenarios.synthetic import make_strokes
 
 
 def parse_option(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    if name not in FIELDS:
-        raise SystemExit(f"unknown ICTRL option {name!r}; known: {', '.join(FIELDS)}")
-    kind = type(FIELDS[name].default)
-    if kind is bool:
-        return name, value.lower() == "true"
-    return name, kind(value) if kind in (int, float) else value
+    """NAME=VALUE, read as the harness reads --option ctrl.NAME=VALUE."""
+    try:
+        _, name, value = baselines.parse_option(f"ctrl.{text}")
+    except baselines.MethodError as err:
+        raise SystemExit(str(err)) from None
+    if name not in FIELDS:  # the harness's own options (epochs, batch_size, …) are not ICTRL's
+        raise SystemExit(f"{name} is not an ICTRL option; known: {', '.join(FIELDS)}")
+    return name, value
 
 
 class FirstClassWatch(SupervisedPlugin):
