@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Every field of a record that is a number the method produced (times and provenance are not).
 COMPARED = ("accuracy_matrix", "task_il_accuracy_matrix", "forgetting", "bwt", "memory_floats", "replay_accuracy",
-            "replay_accuracy_per_class", "epochs_per_experience", "steps_per_experience", "class_order")
+            "replay_accuracy_per_class", "epochs_per_experience", "steps_per_experience", "class_order",
+            "step_flops_per_experience", "upkeep_flops_per_experience")
 SCENARIO = ("--scenario", "synthetic:4:48:16", "--n-experiences", "2", "--epochs", "2", "--first-epochs", "2",
             "--batch-size", "32", "--mem-size", "40", "--threads", "1", "--seeds", "0", "--no-progress")
 

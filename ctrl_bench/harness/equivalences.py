@@ -2,7 +2,7 @@
 it are still reused. Each entry was written by ``python benchmarks/code_equivalence.py --base REV``,
 which runs every method at REV and at the new code on the same generated scenario and lists only the
 methods whose records came out bit for bit the same (accuracy matrices, Task-IL, forgetting, memory
-in floats, replay judge). An entry counts only while the new code version is the current one: the
+in floats, replay judge, and since the FLOPs counter's phases the training FLOPs per experience). An entry counts only while the new code version is the current one: the
 next edit of a method's code makes its old records stale again, as any edit does.
 
 The table lives in ``equivalences.json`` beside this file, ``{method: {code version before: code version
@@ -26,6 +26,12 @@ numbers on the check's scenario, but ctrl's entry was left out: its Gram matrice
 another order, and on the MNIST subset in 10 experiences its accuracies differ (seed 0: Last 0.860
 before, 0.901 after), so its records run again. The other 16 never compute a rate term, and the patch
 embedding gives the convolution's numbers bit for bit (``tests/core/test_networks.py``).
+
+The FLOPs counter's phases (a strategy's ``step_phase``; the first step of each phase is counted) were
+checked against 396edfe: all 17 the same numbers, FLOPs included, on the check's scenario. ctrl's entry
+was left out by hand: that scenario's 2 epochs never reach i-CTRL's finish (the last 30 % of a later
+experience), so it cannot see the change, and ctrl's FLOPs at 30 epochs do change. The other 16 have
+no ``step_phase``, so their counted steps are the same ones by construction.
 """
 
 import json

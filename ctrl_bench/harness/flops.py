@@ -11,10 +11,11 @@ Counting an operation costs Python time, so a training step is counted on a *str
 the experience's planned steps (epochs × batches) are cut into K equal blocks, K = max(2, ⌈1 % of
 the steps⌉), and the first step of each block stands for its block. The experience's training
 FLOPs are Σ_blocks (FLOPs of the counted step × steps in the block), scaled by actual / planned
-steps when a method trains more or fewer than planned. Where every step of an experience costs the
-same this is exact; where a method changes its step within an experience (i-CTRL's decoder warm-up,
-the first 30 % of its first experience) a block that straddles the change counts its steps at one
-side's cost. The *upkeep* around the steps is counted whole: from the start of ``train`` to the
+steps when a method trains more or fewer than planned. A method whose step changes within an
+experience says which kind of step comes next in a ``step_phase`` attribute (any value that compares;
+i-CTRL's decoder warm-up, game and finish), and the first step of every phase is counted as well and
+starts a block of its own, so that no block straddles a change. Where every step of a phase costs the
+same, the count is exact. The *upkeep* around the steps is counted whole: from the start of ``train`` to the
 first step (set-up: anchors decoded, a frozen copy made) and from the end of the last step to the end
 of ``train`` (memories fitted, exemplars selected, class means stored). What happens between two
 steps (loading the next batch, end-of-epoch bookkeeping) is not counted: data loading has no FLOPs,
@@ -33,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 SAMPLE_FRACTION = 0.01  # of an experience's steps counted (at least MIN_SAMPLES)
 MIN_SAMPLES = 2
 COUNTING = (f"a stratified sample of the training steps ({100 * SAMPLE_FRACTION:g} %, at least {MIN_SAMPLES} per "
-            "experience) scaled by the step count, plus the upkeep before the first and after the last step counted "
+            "experience, and the first step of each phase of a method's step) scaled by the step count, plus the upkeep before the first and after the last step counted "
             "whole (torch.utils.flop_counter; matrix products, convolutions and the rate terms' factorisations)")
 
 
@@ -93,7 +94,7 @@ class _StepBegins(SupervisedPlugin, supports_distributed=True):
         self.owner = owner
 
     def before_training_iteration(self, strategy, **kwargs):
-        self.owner.step_begins()
+        self.owner.step_begins(getattr(strategy, "step_phase", None))
 
 
 class TrainingFlops(SupervisedPlugin, supports_distributed=True):
@@ -113,13 +114,14 @@ class TrainingFlops(SupervisedPlugin, supports_distributed=True):
         self._sampled: list[tuple[int, int]] = []  # (step index, its FLOPs)
         self._samples: set[int] = {0}
         self._counting_step = False
+        self._phase = None  # the step_phase of the step before
         self._epoch = self._epoch_steps = self._in_epoch = 0
 
     # the upkeep: everything between before_training and after_training but the steps
     def before_training(self, strategy, **kwargs):
         self.step_flops = self.upkeep_flops = 0
         self._planned = self._step = self._epoch = 0
-        self._sampled, self._samples = [], {0}
+        self._sampled, self._samples, self._phase = [], {0}, None
         if torch.device(strategy.device).type == "cuda":
             torch.cuda.reset_peak_memory_stats(strategy.device)
         self._enter()
@@ -136,9 +138,11 @@ class TrainingFlops(SupervisedPlugin, supports_distributed=True):
             self._planned = max(1, strategy.train_epochs * self._epoch_steps)
             self._samples = self._sample_steps()
 
-    def step_begins(self) -> None:
+    def step_begins(self, phase=None) -> None:
+        """A step begins: count it if it starts a block of the sample or a new ``phase``."""
         self.upkeep_flops += self._exit()
-        self._counting_step = self._step in self._samples
+        self._counting_step = self._step in self._samples or phase != self._phase
+        self._phase = phase
         if self._counting_step:
             self._enter()
 
@@ -156,7 +160,8 @@ class TrainingFlops(SupervisedPlugin, supports_distributed=True):
         return {math.floor(j * planned / k) for j in range(k)}
 
     def _scaled(self) -> int:
-        """Σ over the sampled steps of their FLOPs × the steps of their block, × actual / planned."""
+        """Σ over the counted steps of their FLOPs × the steps of their block (up to the next counted
+        step), × actual / planned."""
         if not self._sampled:
             return 0
         starts = [s for s, _ in self._sampled] + [max(self._planned, self._sampled[-1][0] + 1)]

@@ -249,6 +249,14 @@ class ICTRL(TwoPlayerTemplate):
         later = bool(len(self.memory))
         return later and self.clock.train_exp_epochs >= (1 - self.config.decoder_finish) * self.train_epochs
 
+    @property
+    def step_phase(self) -> str:
+        """What the next step plays, for the harness's FLOPs counter (which counts the first step of
+        each): the decoder's warm-up, the game, or the finish in which the encoder holds."""
+        if self._decoder_warming_up():
+            return "decoder warm-up"
+        return "decoder finish" if self._encoder_holds() else "game"
+
     def _record(self, result: StepResult) -> None:
         """The step's output for Avalanche's metrics, and its terms into the epoch's means."""
         self.mb_output = self.scores(result.features.detach())

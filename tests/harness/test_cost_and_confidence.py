@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from ctrl_bench.harness import cli
 from ctrl_bench.harness.budget import epochs_within, fit_line
+from ctrl_bench.harness.flops import TrainingFlops
 from ctrl_bench.harness.plots import accuracy_figure, flops_figure, memory_figure
 from ctrl_bench.harness.results import paired, summarise
 from ctrl_bench.harness.stats import paired_difference
@@ -121,6 +123,38 @@ def test_every_record_counts_its_training_flops_and_an_extra_pass_shows(tiny_npz
     text = (out / "results.md").read_text()
     assert "Training FLOPs" in text and "naive (4 epochs)" in text
     assert (out / "figures" / "tiny-2-flops.png").exists()
+
+
+class _PhasedSteps:
+    """A stand-in strategy for the FLOPs counter: one epoch of ``steps`` steps, each an n × n matrix
+    product (2n³ FLOPs), n = 8 before step ``change`` and 16 from it; ``phased`` says so in step_phase."""
+
+    def __init__(self, steps: int, change: int, phased: bool):
+        self.device, self.train_epochs, self.dataloader = "cpu", 1, range(steps)
+        self.steps, self.change, self.phased, self.k = steps, change, phased, 0
+
+    @property
+    def step_phase(self):
+        return (self.k >= self.change) if self.phased else None
+
+    def run(self, counter: TrainingFlops) -> int:
+        counter.before_training(self)
+        counter.before_training_epoch(self)
+        for self.k in range(self.steps):
+            counter.front.before_training_iteration(self)
+            n = 16 if self.k >= self.change else 8
+            torch.ones(n, n) @ torch.ones(n, n)
+            counter.after_training_iteration(self)
+        counter.after_training(self)
+        return counter.step_flops
+
+
+def test_a_step_that_changes_within_an_experience_is_counted_exactly_when_its_phase_is_declared():
+    small, large = 2 * 8**3, 2 * 16**3
+    # 100 planned steps: the sample counts steps 0 and 50, each for a block of 50 steps
+    assert _PhasedSteps(100, 70, phased=False).run(TrainingFlops()) == 100 * small  # blind to the change
+    assert _PhasedSteps(100, 70, phased=True).run(TrainingFlops()) == 70 * small + 30 * large
+    assert _PhasedSteps(100, 30, phased=True).run(TrainingFlops()) == 30 * small + 70 * large
 
 
 # ---------------------------------------------------------------- compute-matched budgets

@@ -410,12 +410,16 @@ def test_the_two_halves_of_a_lone_class_have_a_rate_reduction_where_the_class_ha
 
 def test_in_the_decoders_finish_the_encoder_holds_and_the_decoder_learns(tiny_npz):
     """``decoder_finish``: in the last part of a later experience f's parameters stay where they were
-    (its optimiser does not step) while g's move; the first experience is not affected."""
+    (its optimiser does not step) while g's move; the first experience is not affected. ``step_phase``
+    (read by the FLOPs counter) names each part."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    strategy = make_strategy(train_epochs=4, decoder_finish=0.5)
-    snapshots = []
+    strategy = make_strategy(train_epochs=4, decoder_finish=0.5, decoder_warmup=0.25)
+    snapshots, phases = [], []
 
     class Snapshots(SupervisedPlugin):
+        def before_training_epoch(self, strategy, **kwargs):
+            phases.append(strategy.step_phase)
+
         def after_training_epoch(self, strategy, **kwargs):
             snapshots.append([[p.detach().clone() for p in module.parameters()]
                               for module in (strategy.encoder, strategy.decoder)])
@@ -432,6 +436,7 @@ def test_in_the_decoders_finish_the_encoder_holds_and_the_decoder_learns(tiny_np
     assert moved(later[0][0], later[1][0])  # a later experience's game: f moves ...
     assert not moved(later[1][0], later[3][0])  # ... until its last half, where f holds
     assert moved(later[1][1], later[3][1])  # and g goes on learning
+    assert phases == ["decoder warm-up"] + ["game"] * 5 + ["decoder finish"] * 2
 
 
 def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny_npz):
