@@ -95,11 +95,43 @@ class FeatureMemory:
 
     def shift_means(self, classes: Tensor, shifts: Tensor) -> None:
         """μ_c ← μ_c + δ_c for each class in ``classes`` (its row of ``shifts``); directions unchanged."""
+        self.means = self.means.index_add(0, self._rows(classes), shifts.to(self.means.dtype))
+
+    def map_classes(self, classes: Tensor, W: Tensor) -> None:
+        """Move the statistics of ``classes`` by the linear map z ↦ zW: μ_c ← μ_c W, and the covariance
+        in the stored directions C_c = U_cᵀ diag(σ²_c) U_c ← Wᵀ C_c W, whose top r eigenvectors and
+        eigenvalues become U_c and σ²_c (in float64). The residual σ²_res,c is kept: W is fitted close
+        to the identity (:func:`drift_map`), and the spread off the subspace is not observed."""
+        rows = self._rows(classes)
+        W64 = W.double().to(self.means.device)
+        U, var = self.directions[rows].double(), self.variances[rows].double()
+        C = torch.einsum("kri,kr,krj->kij", U, var, U)
+        eigenvalues, eigenvectors = torch.linalg.eigh(W64.T @ C @ W64)  # ascending
+        r = U.shape[1]
+        self.means[rows] = (self.means[rows].double() @ W64).to(self.means.dtype)
+        self.directions[rows] = eigenvectors[..., -r:].flip(-1).transpose(1, 2).to(self.directions.dtype)
+        self.variances[rows] = eigenvalues[..., -r:].flip(-1).clamp_min(0).to(self.variances.dtype)
+
+    def _rows(self, classes: Tensor) -> Tensor:
+        """The memory's row of each class in ``classes`` (KeyError if one is not stored)."""
         match = self.labels[None, :] == classes.to(self.labels.device)[:, None]
         if not match.any(1).all():
             raise KeyError(f"classes {classes[~match.any(1)].tolist()} are not in the memory")
-        rows = match.int().argmax(1)
-        self.means = self.means.index_add(0, rows, shifts.to(self.means.dtype))
+        return match.int().argmax(1)
+
+
+def drift_map(Z_before: Tensor, Z_after: Tensor, ridge: float) -> Tensor:
+    """The linear map of feature drift (LDC, Gomez-Villa et al., ECCV 2024, in closed form), fitted on
+    rows z_i = f_start(x_i), z'_i = f_end(x_i) (row vectors, z' ≈ z W):
+
+        W = argmin_W ‖Z W − Z'‖²_F + λ ‖W − I‖²_F = (ZᵀZ + λI)⁻¹ (ZᵀZ' + λI),
+
+    λ = ``ridge`` > 0 (the pull toward "no drift", in the units of ZᵀZ: a count of unit-norm rows).
+    Solved in float64; returns W (d, d) in ``Z_before``'s dtype."""
+    dtype = Z_before.dtype
+    Z, Z_new = Z_before.double(), Z_after.double()
+    ridge_identity = ridge * torch.eye(Z.shape[1], dtype=torch.float64, device=Z.device)
+    return torch.linalg.solve(Z.T @ Z + ridge_identity, Z.T @ Z_new + ridge_identity).to(dtype)
 
 
 def semantic_drift(Z_before: Tensor, Z_after: Tensor, means: Tensor, sigma: float) -> Tensor:

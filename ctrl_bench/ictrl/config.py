@@ -135,6 +135,12 @@ class ICTRLConfig:
     drift_sigma: float = option(0.0, "σ > 0: after each experience, move each old class's stored mean by the drift "
                                      "of the experience's images' features near it (SDC, Yu et al. 2020; weights "
                                      "exp(−‖z − μ_c‖²/2σ²)); 0: off", paper=0.0, departure=True)
+    drift_map: float = option(0.0, "λ > 0: after each later experience, move every old class's stored statistics by "
+                                   "the linear map W of f's drift, fitted on the features that the experience's images "
+                                   "and the old classes' anchors had under f at its start and have at its end (ridge "
+                                   "toward the identity with weight λ; LDC, Gomez-Villa et al. 2024, in closed form, "
+                                   "the anchors standing for the old classes): means μW, directions and variances "
+                                   "those of WᵀCW; 0: off", paper=0.0, departure=True)
     # ---- retention: departures from the paper, each one named (docs/ictrl.md, "How i-CTRL keeps its old
     # classes: the retention options", and its ablation)
     encoder_discriminates: bool = option(
@@ -179,10 +185,12 @@ class ICTRLConfig:
         if not (math.isfinite(self.decoder_warmup) and 0 <= self.decoder_warmup <= 1):
             raise ValueError(f"decoder_warmup must be a fraction of the first experience in [0, 1], got {self.decoder_warmup}")
         for name in ("new_weight", "gamma", "rho", "anchor_weight", "pixel_weight", "distill_weight",
-                     "classifier_noise", "drift_sigma"):
+                     "classifier_noise", "drift_sigma", "drift_map"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
+        if self.drift_sigma and self.drift_map:
+            raise ValueError("drift_sigma and drift_map are two ways to move the old classes' statistics; set one")
         if self.replay_budget not in REPLAY_BUDGETS:
             raise ValueError(f"unknown replay_budget {self.replay_budget!r}; choose one of {', '.join(REPLAY_BUDGETS)}")
         if self.optimizer_reset is None:  # the command line reads --option ctrl.optimizer_reset=none as None

@@ -16,7 +16,7 @@ from avalanche.training.utils import freeze_everything
 from torch import Tensor, nn
 
 from .. import visuals
-from ..memory import FeatureMemory, semantic_drift
+from ..memory import FeatureMemory, drift_map, semantic_drift
 from ..subspace import NearestSubspaceClassifier
 from .config import ICTRLConfig
 from .step import Replay, split_halves
@@ -44,13 +44,13 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         self.memory = FeatureMemory(config.n_directions, config.n_prototypes)
         self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise, class_spread=config.class_spread)
         self.seen_train_datasets = []  # kept only for classifier="paper"
-        self.features_at_start: Tensor | None = None  # with drift_sigma: f_start of the experience's images
+        self.features_at_start: Tensor | None = None  # with drift_sigma or drift_map: f_start of its images
 
     @torch.no_grad()
     def before_training_exp(self, strategy, **kwargs):
         self.memory.to(strategy.device)
         self.features_at_start = None
-        if self.config.drift_sigma and len(self.memory):
+        if (self.config.drift_sigma or self.config.drift_map) and len(self.memory):
             self.features_at_start = strategy.features(strategy.experience.dataset.eval())[0]
 
     @torch.no_grad()
@@ -59,10 +59,7 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         dataset = strategy.experience.dataset.eval()
         Z_new, y_new = strategy.features(dataset)
         if self.features_at_start is not None:
-            labels = self.memory.labels
-            old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
-            shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
-            self.memory.shift_means(labels[old], shifts)
+            self._follow_drift(strategy, current, Z_new)
             self.features_at_start = None
         if self.config.review and len(self.memory):
             Z_old, y_old = self.memory.sample()
@@ -81,6 +78,24 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
                                 self.config.n_components)
         else:
             self.fit_from_memory()
+
+    def _follow_drift(self, strategy, current: set[int], Z_new: Tensor) -> None:
+        """Move the old classes' statistics by f's drift over the experience: the mean shift of the
+        new images near each (drift_sigma), or the linear map fitted on the new images and the anchors,
+        encoded again by the final f (drift_map)."""
+        labels = self.memory.labels
+        old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
+        if self.config.drift_sigma:
+            shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
+            self.memory.shift_means(labels[old], shifts)
+            return
+        before, after = [self.features_at_start], [Z_new]
+        if strategy.replay_plugin.anchors is not None:
+            images, _, _, anchors_before = strategy.replay_plugin.anchors
+            with strategy.evaluating():
+                after.append(torch.cat([strategy.encoder(chunk).float() for chunk in images.split(strategy.eval_mb_size)]))
+            before.append(anchors_before)
+        self.memory.map_classes(labels[old], drift_map(torch.cat(before), torch.cat(after), self.config.drift_map))
 
     def fit_from_memory(self) -> None:
         """The memory-only classifier: every stored class's mean, its first n_components directions,
