@@ -463,3 +463,25 @@ def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny
     assert first == [(1e-3, 1e-3)] * 6
     assert [f for f, _ in later] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     assert [g for _, g in later] == [1e-3] * 6
+
+
+@pytest.mark.parametrize("drift_map", [0.0, 1.0])
+def test_the_drift_map_moves_old_statistics_toward_their_real_features_under_the_final_encoder(tiny_npz, drift_map):
+    """drift_map = λ: after a later experience the old classes' stored means are those of the first
+    experience moved by the map of f's drift, closer to the means of their real training images under
+    the final f than unmoved; 0 leaves them as they were stored."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    first, second = scenario.benchmark.train_stream
+    strategy = make_strategy(drift_map=drift_map)
+    strategy.train(first)
+    stored = strategy.memory.means.clone()
+    old = strategy.memory.labels.clone()
+    strategy.train(second)
+    Z, y = strategy.features(first.dataset.eval())
+    real = torch.stack([Z[y == c].mean(0) for c in old.tolist()])
+    moved = strategy.memory.means[:len(old)]
+    if not drift_map:
+        torch.testing.assert_close(moved, stored)
+        return
+    error_before, error_after = (stored - real).norm(dim=1), (moved - real).norm(dim=1)
+    assert (error_after < 0.7 * error_before).all(), (error_before, error_after)
