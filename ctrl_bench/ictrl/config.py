@@ -194,7 +194,8 @@ class ICTRLConfig:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
         if self.drift_sigma and self.drift_map:
-            raise ValueError("drift_sigma and drift_map are two ways to move the old classes' statistics; set one")
+            raise ValueError("drift_sigma and drift_map are two ways to move the old classes' statistics; set the "
+                             f"other to 0 (drift_map is {DEFAULTS['drift_map']} by default)")
         if self.replay_budget not in REPLAY_BUDGETS:
             raise ValueError(f"unknown replay_budget {self.replay_budget!r}; choose one of {', '.join(REPLAY_BUDGETS)}")
         if self.optimizer_reset is None:  # the command line reads --option ctrl.optimizer_reset=none as None

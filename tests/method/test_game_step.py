@@ -151,13 +151,15 @@ def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
                          "replay_budget": "per_class", "class_spread": False, "alternate": True, "n_directions": 12, "replay_per_class": None,
                          "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
                          "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0,
-                         "drift_sigma": 0.0, "decoder_finish": 0.0, "optimizer_reset": "none",
+                         "drift_sigma": 0.0, "drift_map": 0.0, "decoder_finish": 0.0, "optimizer_reset": "none",
                          "encoder_lr_warmup": 0}
     assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "decoder_finish", "optimizer_reset", "encoder_lr_warmup", "first_steps", "warmup_encoder", "lone_class_split",
                               "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
-                              "pixel_weight", "distill_weight", "classifier_noise", "drift_sigma"}
+                              "pixel_weight", "distill_weight", "classifier_noise", "drift_sigma", "drift_map"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
         ICTRLConfig(anchor_weight=-1.0)
+    with pytest.raises(ValueError, match="drift_sigma and drift_map"):
+        ICTRLConfig(drift_sigma=0.3)  # with the default drift_map: one of the two
     with pytest.raises(ValueError, match="lr must be > 0 and finite"):
         ICTRLConfig(lr=float("inf"))
 
