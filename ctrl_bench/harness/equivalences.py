@@ -2,8 +2,9 @@
 it are still reused. Each entry was written by ``python benchmarks/code_equivalence.py --base REV``,
 which runs every method at REV and at the new code on the same generated scenario and lists only the
 methods whose records came out bit for bit the same (accuracy matrices, Task-IL, forgetting, memory
-in floats, replay judge, and since the FLOPs counter's phases the training FLOPs per experience). An entry counts only while the new code version is the current one: the
-next edit of a method's code makes its old records stale again, as any edit does.
+in floats, replay judge, and since the FLOPs counter's phases the training FLOPs per experience). An
+entry counts only while the new code version is the current one: the next edit of a method's code
+makes its old records stale again, as any edit does.
 
 The table lives in ``equivalences.json`` beside this file, ``{method: {code version before: code version
 after}}``: data, so that the harness's code names no method.
@@ -32,6 +33,10 @@ checked against 396edfe: all 17 the same numbers, FLOPs included, on the check's
 was left out by hand: that scenario's 2 epochs never reach i-CTRL's finish (the last 30 % of a later
 experience), so it cannot see the change, and ctrl's FLOPs at 30 epochs do change. The other 16 have
 no ``step_phase``, so their counted steps are the same ones by construction.
+
+ctrl's ``encode`` (f in chunks, shared by the anchors and the drift map) was checked against f7b7482
+(the code of the ``drift_map`` test-set records) and c7a09b0: the same numbers, FLOPs included, on the
+check's scenario, which reaches the drift map (2 experiences).
 """
 
 import json

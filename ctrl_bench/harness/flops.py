@@ -15,8 +15,8 @@ steps when a method trains more or fewer than planned. A method whose step chang
 experience says which kind of step comes next in a ``step_phase`` attribute (any value that compares;
 i-CTRL's decoder warm-up, game and finish), and the first step of every phase is counted as well and
 starts a block of its own, so that no block straddles a change. Where every step of a phase costs the
-same, the count is exact. The *upkeep* around the steps is counted whole: from the start of ``train`` to the
-first step (set-up: anchors decoded, a frozen copy made) and from the end of the last step to the end
+same, the count is exact. The *upkeep* around the steps is counted whole: from the start of ``train``
+to the first step (set-up: anchors decoded, a frozen copy made) and from the end of the last step to the end
 of ``train`` (memories fitted, exemplars selected, class means stored). What happens between two
 steps (loading the next batch, end-of-epoch bookkeeping) is not counted: data loading has no FLOPs,
 and counting its many small operations would slow every run.
@@ -34,7 +34,8 @@ from torch.utils.flop_counter import FlopCounterMode
 SAMPLE_FRACTION = 0.01  # of an experience's steps counted (at least MIN_SAMPLES)
 MIN_SAMPLES = 2
 COUNTING = (f"a stratified sample of the training steps ({100 * SAMPLE_FRACTION:g} %, at least {MIN_SAMPLES} per "
-            "experience, and the first step of each phase of a method's step) scaled by the step count, plus the upkeep before the first and after the last step counted "
+            "experience, and the first step of each phase of a method's step) scaled by the step count, plus the "
+            "upkeep before the first and after the last step counted "
             "whole (torch.utils.flop_counter; matrix products, convolutions and the rate terms' factorisations)")
 
 

@@ -93,7 +93,7 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         if strategy.replay_plugin.anchors is not None:
             images, _, _, anchors_before = strategy.replay_plugin.anchors
             with strategy.evaluating():
-                after.append(torch.cat([strategy.encoder(chunk).float() for chunk in images.split(strategy.eval_mb_size)]))
+                after.append(strategy.encode(images))
             before.append(anchors_before)
         self.memory.map_classes(labels[old], drift_map(torch.cat(before), torch.cat(after), self.config.drift_map))
 
@@ -137,7 +137,7 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
         Z, y = Z[keep], y[keep]
         with strategy.evaluating():
             X = strategy.decode(Z)
-            T = torch.cat([strategy.encoder(chunk).float() for chunk in X.split(strategy.eval_mb_size)])
+            T = strategy.encode(X)
         self.anchors = (X, Z, y, T)
 
     def after_training_exp(self, strategy, **kwargs):

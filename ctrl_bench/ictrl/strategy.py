@@ -121,6 +121,10 @@ class ICTRL(TwoPlayerTemplate):
         """g(Z) in chunks of ``eval_mb_size`` (call inside :meth:`evaluating`)."""
         return torch.cat([self.decoder(chunk).float() for chunk in Z.split(self.eval_mb_size)])
 
+    def encode(self, X: Tensor) -> Tensor:
+        """f(X) in chunks of ``eval_mb_size`` (call inside :meth:`evaluating`)."""
+        return torch.cat([self.encoder(chunk).float() for chunk in X.split(self.eval_mb_size)])
+
     # ------------------------------------------------------------------ Avalanche hooks
     def make_optimizer(self, **kwargs):
         """Two players, two Adam optimisers built in ``__init__`` (Avalanche's update of one shared
