@@ -98,19 +98,24 @@ class FeatureMemory:
         self.means = self.means.index_add(0, self._rows(classes), shifts.to(self.means.dtype))
 
     def map_classes(self, classes: Tensor, W: Tensor) -> None:
-        """Move the statistics of ``classes`` by the linear map z ↦ zW: μ_c ← μ_c W, and the covariance
-        in the stored directions C_c = U_cᵀ diag(σ²_c) U_c ← Wᵀ C_c W, whose top r eigenvectors and
-        eigenvalues become U_c and σ²_c (in float64). The residual σ²_res,c is kept: W is fitted close
-        to the identity (:func:`drift_map`), and the spread off the subspace is not observed."""
+        """Move the statistics of ``classes`` by the linear map z ↦ zW. Each class's covariance, as its
+        statistics give it (probabilistic PCA), C_c = U_cᵀ diag(σ²_c) U_c + σ²_res,c (I − U_cᵀU_c), becomes
+        Wᵀ C_c W, and μ_c ← μ_c W: its top r eigenvectors and eigenvalues become U_c and σ²_c, and the
+        mean of the other d − r its σ²_res,c (in float64)."""
         rows = self._rows(classes)
         W64 = W.double().to(self.means.device)
         U, var = self.directions[rows].double(), self.variances[rows].double()
-        C = torch.einsum("kri,kr,krj->kij", U, var, U)
+        residual = self.residuals[rows].double()
+        d, r = W64.shape[0], U.shape[1]
+        off_subspace = torch.eye(d, dtype=torch.float64, device=W64.device) - U.transpose(1, 2) @ U
+        C = torch.einsum("kri,kr,krj->kij", U, var, U) + residual[:, None, None] * off_subspace
         eigenvalues, eigenvectors = torch.linalg.eigh(W64.T @ C @ W64)  # ascending
-        r = U.shape[1]
+        eigenvalues = eigenvalues.clamp_min(0)
         self.means[rows] = (self.means[rows].double() @ W64).to(self.means.dtype)
         self.directions[rows] = eigenvectors[..., -r:].flip(-1).transpose(1, 2).to(self.directions.dtype)
-        self.variances[rows] = eigenvalues[..., -r:].flip(-1).clamp_min(0).to(self.variances.dtype)
+        self.variances[rows] = eigenvalues[..., -r:].flip(-1).to(self.variances.dtype)
+        if r < d:
+            self.residuals[rows] = (eigenvalues[..., :-r].sum(-1) / (d - r)).to(self.residuals.dtype)
 
     def _rows(self, classes: Tensor) -> Tensor:
         """The memory's row of each class in ``classes`` (KeyError if one is not stored)."""

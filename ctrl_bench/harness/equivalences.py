@@ -32,7 +32,9 @@ The FLOPs counter's phases (a strategy's ``step_phase``; the first step of each 
 checked against 396edfe: all 17 the same numbers, FLOPs included, on the check's scenario. ctrl's entry
 was left out by hand: that scenario's 2 epochs never reach i-CTRL's finish (the last 30 % of a later
 experience), so it cannot see the change, and ctrl's FLOPs at 30 epochs do change. The other 16 have
-no ``step_phase``, so their counted steps are the same ones by construction.
+no ``step_phase``, so their counted steps are the same ones by construction. Since then the check's
+second experience has 4 epochs, and its last one is i-CTRL's finish (``decoder_finish=0`` changes its
+step FLOPs there, 7.35e9 against 9.01e9), so the check sees the phases.
 
 ctrl's ``encode`` (f in chunks, shared by the anchors and the drift map) was checked against f7b7482
 (the code of the ``drift_map`` test-set records) and c7a09b0: the same numbers, FLOPs included, on the

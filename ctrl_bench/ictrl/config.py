@@ -143,8 +143,9 @@ class ICTRLConfig:
                                    "the linear map W of f's drift, fitted on the features that the experience's images "
                                    "and the old classes' anchors had under f at its start and have at its end (ridge "
                                    "toward the identity with weight λ; LDC, Gomez-Villa et al. 2024, in closed form, "
-                                   "the anchors standing for the old classes): means μW, directions and variances "
-                                   "those of WᵀCW; 0: off", paper=0.0, departure=True)
+                                   "the anchors standing for the old classes): means μW, and the directions, "
+                                   "variances and spread off them of WᵀCW, C a class's probabilistic-PCA "
+                                   "covariance; 0: off", paper=0.0, departure=True)
     # ---- retention: departures from the paper, each one named (docs/ictrl.md, "How i-CTRL keeps its old
     # classes: the retention options", and its ablation)
     encoder_discriminates: bool = option(

@@ -58,16 +58,19 @@ def test_mapping_a_memory_moves_the_named_classes_statistics_as_their_features_w
     scales = torch.tensor([3.0, 1.0, 0.1, 0.1, 0.1, 0.1])  # each class spreads mostly along two axes
     Z = torch.randn(120, 6) * scales + torch.randn(3, 6).repeat_interleave(40, 0)
     memory.store(Z, y)
-    R = torch.linalg.qr(torch.randn(6, 6))[0]  # a rotation: the stored statistics of the rotated features
+    # a rotation and a scaling: the stored statistics of the mapped features, the spread off the subspace included
+    W = 2.0 * torch.linalg.qr(torch.randn(6, 6))[0]
     expected = FeatureMemory(n_directions=2, n_prototypes=4)
-    expected.store(Z @ R, y)
-    before = memory.means.clone(), memory.directions.clone(), memory.variances.clone()
-    memory.map_classes(torch.tensor([1, 2]), R)
+    expected.store(Z @ W, y)
+    before = memory.means.clone(), memory.directions.clone(), memory.variances.clone(), memory.residuals.clone()
+    memory.map_classes(torch.tensor([1, 2]), W)
     torch.testing.assert_close(memory.means[1:], expected.means[1:], atol=1e-5, rtol=0)
     torch.testing.assert_close(memory.variances[1:], expected.variances[1:], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(memory.residuals[1:], expected.residuals[1:], atol=1e-5, rtol=1e-4)
     # directions up to sign: |⟨u, u'⟩| = 1
     torch.testing.assert_close((memory.directions[1:] * expected.directions[1:]).sum(-1).abs(),
                                torch.ones(2, 2), atol=1e-4, rtol=0)
     torch.testing.assert_close(memory.means[0], before[0][0])  # class 0 is not named
     torch.testing.assert_close(memory.directions[0], before[1][0])
     torch.testing.assert_close(memory.variances[0], before[2][0])
+    torch.testing.assert_close(memory.residuals[0], before[3][0])
