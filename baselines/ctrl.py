@@ -49,8 +49,8 @@ QUICK = {"batch_size": 256}
 # 0.021 with class_spread instead; distill_weight=100 (a frozen copy of f, 170,000 more floats in
 # memory) 0.383 against 0.382 ± 0.016 without, so it is off (it had been chosen on test images).
 # The drift map (drift_map) loses on the CIFAR-10 subset's validation split: 0.361 ± 0.011 against 0.381 ±
-# 0.009 in 5 experiences (λ = 10: 0.362), 0.357 against 0.360 in 10; its old classes' real features do not
-# follow the map that its new images and anchors give.
+# 0.009 in 5 experiences (λ = 10: 0.362; with the spread mapped too, fdbafda: 0.359 ± 0.021), 0.357 against
+# 0.360 in 10; its old classes' real features do not follow the map that its new images and anchors give.
 QUICK_CIFAR = {"classifier_noise": 0.03, "class_spread": False, "drift_map": 0.0}
 # The published batch sizes (i-CTRL: 2048 / 1600, 360 / 480 prototypes per class, two encoder steps per
 # step on CIFAR-10; its 120 / 100 epochs are the paper preset's budget for every method).

@@ -55,7 +55,7 @@ class DriftWatch(SupervisedPlugin):
         new_after = strategy.features(strategy.experience.dataset.eval())[0]
         images, _, _, anchors_before = self.anchors
         with torch.no_grad(), strategy.evaluating():
-            anchors_after = strategy.encoder(images).float()
+            anchors_after = strategy.encode(images)
         moved = (means_after - self.means_before).norm(dim=1).mean()
         line = [f"experience {strategy.clock.train_exp_counter}: old means moved {moved:.3f} "
                 f"(anchors {(anchors_after - anchors_before).norm(dim=1).mean():.3f}, "
