@@ -81,15 +81,15 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
 
     def _follow_drift(self, strategy, current: set[int], Z_new: Tensor) -> None:
         """Move the old classes' statistics by f's drift over the experience: the mean shift of the
-        new images near each (drift_sigma), or the linear map fitted on the new images and the anchors,
-        encoded again by the final f (drift_map)."""
+        new images near each (drift_sigma), or the linear map fitted on the new images and the anchors
+        (the anchors alone with ``drift_fit="anchors"``), encoded again by the final f (drift_map)."""
         labels = self.memory.labels
         old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
         if self.config.drift_sigma:
             shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
             self.memory.shift_means(labels[old], shifts)
             return
-        before, after = [self.features_at_start], [Z_new]
+        before, after = ([], []) if self.config.drift_fit == "anchors" else ([self.features_at_start], [Z_new])
         if strategy.replay_plugin.anchors is not None:
             images, _, _, anchors_before = strategy.replay_plugin.anchors
             with strategy.evaluating():

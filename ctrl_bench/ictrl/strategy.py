@@ -129,10 +129,15 @@ class ICTRL(TwoPlayerTemplate):
     def make_optimizer(self, **kwargs):
         """Two players, two Adam optimisers built in ``__init__`` (Avalanche's update of one shared
         optimiser is skipped). ``optimizer_reset`` names the players whose moments start afresh in every
-        experience, as at the first step of a run; the others keep theirs (the reference code)."""
+        experience, as at the first step of a run; the others keep theirs (the reference code). With
+        ``later_lr_scale`` ≠ 1, f's learning rate is set to ``lr`` times it once the memory holds a class."""
         players = {"encoder": (self.optimizer,), "both": (self.optimizer, self.decoder_optimizer), "none": ()}
         for optimizer in players[self.config.optimizer_reset]:
             optimizer.state.clear()
+        if self.config.later_lr_scale != 1.0:
+            scale = self.config.later_lr_scale if len(self.memory) else 1.0
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * scale
 
     def make_train_dataloader(self, **kwargs):
         """Avalanche's loader; in a distributed run, this process's shard of every batch instead: a

@@ -152,8 +152,8 @@ def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
                          "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
                          "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0,
                          "drift_sigma": 0.0, "drift_map": 0.0, "decoder_finish": 0.0, "optimizer_reset": "none",
-                         "encoder_lr_warmup": 0}
-    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "decoder_finish", "optimizer_reset", "encoder_lr_warmup", "first_steps", "warmup_encoder", "lone_class_split",
+                         "encoder_lr_warmup": 0, "later_lr_scale": 1.0}
+    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "decoder_finish", "optimizer_reset", "encoder_lr_warmup", "later_lr_scale", "drift_fit", "first_steps", "warmup_encoder", "lone_class_split",
                               "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
                               "pixel_weight", "distill_weight", "classifier_noise", "drift_sigma", "drift_map"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):

@@ -14,6 +14,7 @@ from baselines.ctrl import memory_floats as ctrl_memory_floats
 from helpers import make_images
 from ctrl_bench import ICTRL, build_autoencoder, game_terms
 from ctrl_bench.ictrl.config import ICTRLConfig
+from ctrl_bench.memory import drift_map
 from scenarios import build_scenario
 
 
@@ -219,6 +220,9 @@ def test_augmented_lagrangian_multiplier_grows_while_violated(tiny_npz):
     ({"decoder_finish": 1.0}, r"decoder_finish must be a fraction of an experience in \[0, 1\)"),
     ({"optimizer_reset": "decoder"}, "choose one of encoder, both, none"),
     ({"encoder_lr_warmup": -1}, "encoder_lr_warmup must be ≥ 0"),
+    ({"later_lr_scale": 0.0}, "later_lr_scale must be > 0"),
+    ({"drift_fit": "new"}, "choose one of all, anchors"),
+    ({"drift_fit": "anchors", "anchors_per_class": 0}, "set anchors_per_class ≥ 1 or drift_fit=all"),
 ])
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -439,9 +443,10 @@ def test_in_the_decoders_finish_the_encoder_holds_and_the_decoder_learns(tiny_np
     assert phases == ["decoder warm-up"] + ["game"] * 5 + ["decoder finish"] * 2
 
 
-def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny_npz):
-    """encoder_lr_warmup=N: at the k-th step of every later experience f steps with lr · min(1, (k+1)/N);
-    the first experience, and g throughout, at lr."""
+@pytest.mark.parametrize("later_lr_scale", [1.0, 0.5])
+def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny_npz, later_lr_scale):
+    """encoder_lr_warmup=N: at the k-th step of every later experience f steps with s · lr · min(1, (k+1)/N),
+    s = later_lr_scale; the first experience, and g throughout, at lr."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)  # two experiences of 96 images
 
     class Rates(SupervisedPlugin):
@@ -455,13 +460,13 @@ def test_f_s_learning_rate_rises_over_the_first_steps_of_a_later_experience(tiny
 
     rates = Rates()
     strategy = make_strategy(train_epochs=2, train_mb_size=32, first_steps=0, lr=1e-3, encoder_lr_warmup=4,
-                             plugins=[rates])
+                             later_lr_scale=later_lr_scale, plugins=[rates])
     for experience in scenario.benchmark.train_stream:
         strategy.train(experience)
     first = [(f, g) for exp, f, g in rates.seen if exp == 0]
     later = [(f, g) for exp, f, g in rates.seen if exp == 1]
     assert first == [(1e-3, 1e-3)] * 6
-    assert [f for f, _ in later] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert [f for f, _ in later] == pytest.approx([later_lr_scale * r for r in (2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3)])
     assert [g for _, g in later] == [1e-3] * 6
 
 
@@ -485,3 +490,26 @@ def test_the_drift_map_moves_old_statistics_toward_their_real_features_under_the
         return
     error_before, error_after = (stored - real).norm(dim=1), (moved - real).norm(dim=1)
     assert (error_after < 0.7 * error_before).all(), (error_before, error_after)
+
+
+def test_the_drift_map_fitted_on_the_anchors_alone_is_the_map_of_their_features(tiny_npz):
+    """drift_fit="anchors": the old classes' means after a later experience are the stored ones moved by
+    W = drift_map(f_start(X_M), f_end(X_M), λ), the ridge map fitted on the anchors X_M alone."""
+    scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
+    first, second = scenario.benchmark.train_stream
+
+    class Anchors(SupervisedPlugin):
+        def before_training_exp(self, strategy, **kwargs):
+            self.seen = strategy.replay_plugin.anchors
+
+    anchors = Anchors()
+    strategy = make_strategy(train_epochs=4, drift_map=1.0, drift_fit="anchors", plugins=[anchors])
+    strategy.train(first)
+    stored = strategy.memory.means.clone()
+    strategy.train(second)
+    images, _, _, before = anchors.seen
+    with torch.no_grad(), strategy.evaluating():
+        after = strategy.encode(images)
+    assert not torch.allclose(after, before)  # f moved the anchors: the map is not the identity
+    expected = stored @ drift_map(before, after, 1.0)
+    torch.testing.assert_close(strategy.memory.means[:len(stored)], expected, rtol=1e-4, atol=1e-5)
