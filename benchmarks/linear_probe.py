@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Whether i-CTRL's memory or its encoder's features limit it: classifiers fitted at the end of a run.
+
+Trains i-CTRL on a scenario's validation split (``--validation``, never its test set) with ctrl's quick
+preset for the scenario's family (the harness's settings, ``--option NAME=VALUE`` on top), then scores
+on that split, per experience's classes, classifiers built on the final encoder's features:
+- the memory's (the run's own classifier, from the stored statistics only);
+- the same kind refitted on the real training images of every class (the paper's protocol, an oracle);
+- a linear probe: multinomial logistic regression on those real features, standardised (an oracle);
+- the same probe fitted on prototypes drawn from the memory (exemplar-free, as FeTrIL's pseudo-features).
+
+If the oracles score no higher than the memory, the statistics are not what limits the run: its
+features of the classes are.
+
+    python benchmarks/linear_probe.py --scenario npz:../shared/data/cifar10-subset.npz --seed 0
+"""
+
+import argparse
+import time
+
+import avalanche.core  # noqa: F401  (avalanche's modules import each other in this order)
+import numpy as np
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.training.plugins import EvaluationPlugin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from baselines import ctrl
+from ctrl_bench import ICTRL, build_autoencoder
+from ctrl_bench.ictrl.config import FIELDS
+from ctrl_bench.subspace import NearestSubspaceClassifier
+from lone_class_drift import parse_option  # NAME=VALUE as the harness reads --option ctrl.NAME=VALUE
+from scenarios.labels import ScenarioError
+from scenarios.registry import load_data, make_scenario
+
+
+def features(strategy, stream):
+    parts = [strategy.features(experience.dataset.eval()) for experience in stream]
+    return torch.cat([z.cpu() for z, _ in parts]), torch.cat([y.cpu() for _, y in parts])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
+    p.add_argument("--experiences", type=int, default=None, help="experiences (default: the scenario's)")
+    p.add_argument("--validation", type=float, default=0.1, help="held-out fraction evaluated on (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="class order and initialisation (default: 0)")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option of the run")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    try:
+        data = load_data(args.scenario, args.experiences, validation=args.validation)
+    except ScenarioError as err:
+        raise SystemExit(str(err)) from None
+    scenario = make_scenario(data, args.seed)
+    settings = ctrl.preset("quick", data.family, "crate")
+    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **dict(parse_option(o) for o in args.option)}
+    f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")
+    strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
+                     num_classes=scenario.n_classes, train_mb_size=settings["batch_size"], **options)
+    print(f"{args.scenario}, {data.n_experiences} experiences, validation {args.validation}, seed {args.seed}; "
+          f"options: {options}", flush=True)
+    start = time.time()
+    for experience in scenario.benchmark.train_stream:
+        strategy.train(experience)
+    print(f"trained in {time.time() - start:.0f} s", flush=True)
+    experience_of = {int(c): i for i, e in enumerate(scenario.benchmark.train_stream)
+                     for c in e.classes_in_this_experience}
+    Z_train, y_train = features(strategy, scenario.benchmark.train_stream)
+    Z_eval, y_eval = features(strategy, scenario.benchmark.test_stream)
+    groups = torch.tensor([experience_of[int(c)] for c in y_eval])
+
+    def report(name, predicted):
+        right = torch.as_tensor(np.asarray(predicted)).long() == y_eval
+        per = " ".join(f"{right[groups == i].float().mean():.2f}" for i in range(data.n_experiences))
+        print(f"  {name:58s} {right.float().mean():.3f}   per experience: {per}", flush=True)
+
+    report("memory (the run's classifier)", strategy.scores(Z_eval.to(strategy.device)).argmax(1).cpu())
+    config = strategy.config
+    refit = NearestSubspaceClassifier(noise=config.classifier_noise, class_spread=config.class_spread)
+    refit.fit(Z_train, y_train, config.n_components)
+    report("the same, refitted on real features (oracle)", refit.scores(Z_eval, scenario.n_classes).argmax(1))
+    def linear_probe():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+
+    probe = linear_probe().fit(Z_train.numpy(), y_train.numpy())
+    report("logistic regression on real features (oracle)", probe.predict(Z_eval.numpy()))
+    Z_memory, y_memory = strategy.memory.sample(generator=torch.Generator(strategy.device).manual_seed(args.seed))
+    for sub, label in strategy.aliases.items():  # a lone class's second half is its label's
+        y_memory = torch.where(y_memory == sub, label, y_memory)
+    drawn = linear_probe().fit(Z_memory.cpu().numpy(), y_memory.cpu().numpy())
+    report("logistic regression on prototypes from memory", drawn.predict(Z_eval.numpy()))
+
+
+if __name__ == "__main__":
+    main()
