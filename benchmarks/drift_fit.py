@@ -26,9 +26,7 @@ from torch.utils.data import Subset
 
 from ctrl_bench import ICTRL, build_autoencoder
 from ctrl_bench.memory import drift_map, semantic_drift
-from lone_class_drift import parse_option  # NAME=VALUE as the harness reads --option ctrl.NAME=VALUE
-from scenarios.labels import ScenarioError
-from scenarios.registry import load_data, make_scenario
+import validation_split
 
 
 class DriftWatch(SupervisedPlugin):
@@ -73,20 +71,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
     p.add_argument("--experiences", type=int, default=10, help="experiences (default: 10)")
-    p.add_argument("--validation", type=float, default=0.1, help="held-out fraction evaluated on (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="class order and initialisation (default: 0)")
     p.add_argument("--ridge", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="λ of the maps measured")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option of the run")
-    p.add_argument("--threads", type=int, default=1)
+    validation_split.add_arguments(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    options = dict(parse_option(o) for o in args.option)
-    torch.manual_seed(args.seed)
-    try:
-        data = load_data(args.scenario, args.experiences, validation=args.validation)
-    except ScenarioError as err:
-        raise SystemExit(str(err)) from None
-    scenario = make_scenario(data, args.seed)
+    options, data, scenario = validation_split.load(args, args.experiences)
     images_by_class = {}
     for experience in scenario.benchmark.train_stream:
         dataset = experience.dataset.eval()

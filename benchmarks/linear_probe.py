@@ -33,9 +33,7 @@ from baselines import ctrl
 from ctrl_bench import ICTRL, build_autoencoder
 from ctrl_bench.ictrl.config import FIELDS
 from ctrl_bench.subspace import NearestSubspaceClassifier
-from lone_class_drift import parse_option  # NAME=VALUE as the harness reads --option ctrl.NAME=VALUE
-from scenarios.labels import ScenarioError
-from scenarios.registry import load_data, make_scenario
+import validation_split
 
 
 def features(strategy, stream):
@@ -47,20 +45,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
     p.add_argument("--experiences", type=int, default=None, help="experiences (default: the scenario's)")
-    p.add_argument("--validation", type=float, default=0.1, help="held-out fraction evaluated on (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="class order and initialisation (default: 0)")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option of the run")
-    p.add_argument("--threads", type=int, default=1)
+    validation_split.add_arguments(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    try:
-        data = load_data(args.scenario, args.experiences, validation=args.validation)
-    except ScenarioError as err:
-        raise SystemExit(str(err)) from None
-    scenario = make_scenario(data, args.seed)
+    chosen, data, scenario = validation_split.load(args, args.experiences)
     settings = ctrl.preset("quick", data.family, "crate")
-    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **dict(parse_option(o) for o in args.option)}
+    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **chosen}
     f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")
     strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
                      num_classes=scenario.n_classes, train_mb_size=settings["batch_size"], **options)
