@@ -21,6 +21,7 @@ from types import ModuleType
 import torch
 
 from ctrl_bench.harness.presets import PRESETS
+from ctrl_bench.limits import FLOAT32_MAX, INT64_MAX
 
 QUICK = PRESETS["quick"]  # the defaults of a context built by hand (tests, notebooks)
 
@@ -241,11 +242,12 @@ def check_options(name: str, options: dict) -> None:
     module = get_method(name)
     ranges = {**COMMON_RANGES, **declared(name, "OPTION_RANGES")}
     for option, value in options.items():
-        if option in ranges and value is not None:
-            try:
+        try:
+            if option in ranges and value is not None:
                 check_range(name, option, value, *ranges[option])
-            except ValueError as err:
-                raise MethodError(f"{name}.{err}") from None
+            check_representable(option, value)
+        except ValueError as err:
+            raise MethodError(f"{name}.{err}") from None
     if hasattr(module, "check_options"):
         try:
             module.check_options({k: v for k, v in options.items() if k not in COMMON_OPTIONS})
@@ -298,8 +300,24 @@ def parse_option(text: str) -> tuple[str, str, object]:
 
 
 def check_range(method: str, name: str, value, kind: type, low: float, inclusive: bool = True) -> None:
-    """ValueError unless ``value`` is a ``kind`` (an int is a float too) ≥ low (> low if not ``inclusive``)."""
+    """ValueError unless ``value`` is a ``kind`` (an int is a float too) ≥ low (> low if not ``inclusive``)
+    that the tensors it feeds can hold: a float32 for a real, an int64 for an integer."""
     ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    high = INT64_MAX if kind is int else FLOAT32_MAX
+    what = 'an integer' if kind is int else 'a number'
+    if ok_type and not isinstance(value, bool) and math.isfinite(value) and value > high:
+        raise ValueError(f"{name} must be {what} ≤ {high:.4g} ({'an int64' if kind is int else 'a float32'}), "
+                         f"got {value!r}")
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < low or (value == low and not inclusive):
-        bound = f"{'≥' if inclusive else '>'} {low:g}"
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} {bound}, got {value!r}")
+        raise ValueError(f"{name} must be {what} {'≥' if inclusive else '>'} {low:g}, got {value!r}")
+
+
+def check_representable(name: str, value) -> None:
+    """ValueError for a number no tensor of the run can hold: a real beyond float32's range, an integer
+    beyond int64's (options without a declared range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    high = INT64_MAX if isinstance(value, int) else FLOAT32_MAX
+    if abs(value) > high:
+        raise ValueError(f"{name} must be at most {high:.4g} in size ({'an int64' if high == INT64_MAX else 'a float32'}), "
+                         f"got {value!r}")

@@ -4,7 +4,7 @@
 ``NCScenario`` (no task labels at test time). Names: ``mnist_5k`` (a subset that ships with the package), the
 torchvision splits (``split_mnist``, ``split_fmnist``, ``split_cifar10``, ``split_cifar100``),
 ``split_tinyimagenet`` (through Avalanche), ``digits`` (scikit-learn's 8 × 8 digits), the generated
-``synthetic:K``, ``textures:K`` and ``shapes:K`` (:mod:`scenarios.synthetic`) and ``npz:PATH``.
+``synthetic:K``, ``textures:K``, ``shapes:K`` and ``blobs:K`` (:mod:`scenarios.synthetic`) and ``npz:PATH``.
 """
 
 from .labels import LabelError, ScenarioError

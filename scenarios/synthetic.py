@@ -10,6 +10,7 @@ images drawn with the seeds 0 and 1.
   name its class.
 - ``textures:K`` (family "textures", :mod:`scenarios.textures`): oriented gratings, checks and dots.
 - ``shapes:K`` (family "shapes", :mod:`scenarios.shapes`): polygons, filled or outlined.
+- ``blobs:K`` (family "blobs", :mod:`scenarios.blobs`): smooth random patterns (blurred noise), shifted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from .blobs import make_blobs
 from .labels import ScenarioError
 from .shapes import make_shapes
 from .textures import make_textures
@@ -60,7 +62,7 @@ class Generated(NamedTuple):
 # name → its generator and family ("strokes": grey images like MNIST; the presets give its first
 # experience a longer budget)
 GENERATED = {"synthetic": Generated(make_strokes, "strokes"), "textures": Generated(make_textures, "textures"),
-             "shapes": Generated(make_shapes, "shapes")}
+             "shapes": Generated(make_shapes, "shapes"), "blobs": Generated(make_blobs, "blobs")}
 
 
 def generated(name: str) -> Generated | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from baselines import MethodError, check_options, declared, get_method, parse_option
+from baselines import COMMON_RANGES, MethodError, check_options, check_range, declared, get_method, parse_option
 from baselines._backbones import BACKBONES
 from ctrl_bench import distributed
 from ctrl_bench.autoencoder import check_image_shape
@@ -56,7 +56,10 @@ def check_names(config: RunConfig) -> None:
             for option, value in options.items():
                 parse_option(f"{method}.{option}={value}")  # the name, for a config built in Python
             check_options(method, options)
-    except (ScenarioError, MethodError) as err:
+        for name, value in config.overrides.items():  # a RunConfig built in Python skips the flags' own checks
+            if name in COMMON_RANGES:
+                check_range("", f"--{name.replace('_', '-')}", value, *COMMON_RANGES[name])
+    except (ScenarioError, MethodError, ValueError) as err:
         raise ConfigError(str(err)) from None
     backbone = common_settings(config.preset, config.overrides)["backbone"]
     if backbone not in BACKBONES:

@@ -46,9 +46,11 @@ def epochs_within(budget: float, a: float, b: float) -> int:
 
 def probe_config(config: RunConfig) -> RunConfig:
     """The command that measures the lines: the same scenarios, methods and memories, the first seed,
-    one cell per probe budget, under ``--out/flops-probes``."""
+    one cell per probe budget, under ``--out/flops-probes``; no continual evaluation (it counts no
+    training FLOPs, and the probes stay the same with or without ``--eval-every``)."""
     return dataclasses.replace(config, seeds=config.seeds[:1], epochs_values=PROBE_EPOCHS, budget_flops=(),
-                               out=os.path.join(config.out, PROBES_DIR), reference=None)
+                               out=os.path.join(config.out, PROBES_DIR), reference=None, eval_every=None,
+                               eval_images=None)
 
 
 def fitted_epochs(config: RunConfig, probes: RecordStore, cells: list[tuple[str, Cell]]) -> dict:

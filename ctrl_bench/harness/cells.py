@@ -25,12 +25,14 @@ from scenarios import make_scenario, scenario_label
 
 from . import provenance
 from .config import RunConfig
+from .continual import DEFAULT_IMAGES
 from .plots import FIGURES_TB_DIR, write_figures
 from .presets import BUDGET, budget_override, common_settings
-from .records import Cell, RecordStore, decide, reuse_key
+from .records import Cell, RecordStore, decide, reuse_key, short_hash
 from .replay_judge import ReplayJudgePlugin, load_or_train_judge
 from .results import write_results
 from .runner import RunInterrupted, run_cell
+from .tb_logger import WandBRun
 
 
 class BenchInterrupted(KeyboardInterrupt):
@@ -91,6 +93,9 @@ def cell_settings(config: RunConfig, data, method: str, device: torch.device, me
         settings["world_size"] = distributed.world_size()
     if method in config.tuned:  # where its options came from: part of the reuse key, and of its row's label
         settings["tuned"] = {k: config.tuned[method][k] for k in ("scenario", "trials", "sha256")}
+    if config.eval_every is not None:  # only when asked for: a run without it keeps its reuse key
+        settings["continual_eval"] = {"every_steps": config.eval_every,
+                                      "images_per_experience": config.eval_images or DEFAULT_IMAGES}
     return settings
 
 
@@ -195,6 +200,24 @@ class Bench:
         print(f"{cell}: running ({resuming}{why})", flush=True)
         return CellPlan(name, cell, settings, key, checkpoint)
 
+    def tensorboard_dir(self, cell: Cell) -> str | None:
+        """Where ``cell`` logs to TensorBoard (absolute), or None without ``--log tensorboard``."""
+        return os.path.abspath(self.store.tensorboard_dir(cell)) if "tensorboard" in self.config.log else None
+
+    def wandb_run(self, plan: CellPlan) -> WandBRun | None:
+        """The W&B run of a planned cell with ``--log wandb`` (else None): under ``--out/wandb/<cell>``,
+        grouped by the command, named by the cell, its id fixed by the cell and its reuse key (a resumed
+        run continues it), its config the cell's settings."""
+        if "wandb" not in self.config.log:
+            return None
+        return WandBRun(dir=os.path.abspath(os.path.join(self.config.out, "wandb", plan.cell.where)),
+                        project=os.environ.get("WANDB_PROJECT", "ctrl-bench"),
+                        group=f"command-{short_hash(self.config.command)[:10]}", name=str(plan.cell),
+                        id=short_hash([plan.cell.where, plan.key]), config={**plan.settings, "seed": plan.cell.seed,
+                                                                          "scenario": plan.cell.scenario,
+                                                                          "method": plan.cell.method,
+                                                                          "command": self.config.command})
+
     def judge(self, name: str, method: str):
         """The replay judge of scenario ``name`` for a method that decodes its memory
         (``DECODES_MEMORY`` in its module), else None; trained once, cached under --out/judges."""
@@ -262,14 +285,15 @@ class Bench:
 
 
 def execute(plan: CellPlan, data, class_order, device, judge, tensorboard_dir: str | None, progress: bool = True,
-            label: str = "") -> dict:
+            label: str = "", wandb_run: WandBRun | None = None) -> dict:
     """Run one planned cell, in this process or a Ray worker: its scenario from ``data`` and its seed,
-    the replay judge's plugin when ``judge`` is given, and :func:`~.runner.run_cell`. Returns its
-    record (without reuse key and provenance, which :meth:`Bench.complete` adds)."""
+    the replay judge's plugin when ``judge`` is given, and :func:`~.runner.run_cell` (logging to
+    TensorBoard under ``tensorboard_dir`` and to ``wandb_run``, each where given). Returns its record
+    (without reuse key and provenance, which :meth:`Bench.complete` adds)."""
     scenario = make_scenario(data, plan.cell.seed, class_order)
     plugins = [ReplayJudgePlugin(judge.to(device))] if judge is not None else []
     return run_cell(plan.cell.method, plan.cell.seed, scenario, plan.settings, device, plan.checkpoint,
-                    tensorboard_dir, progress=progress, label=label, extra_plugins=plugins)
+                    tensorboard_dir, progress=progress, label=label, extra_plugins=plugins, wandb_run=wandb_run)
 
 
 def run_in_process(bench: Bench) -> str:
@@ -283,8 +307,9 @@ def run_in_process(bench: Bench) -> str:
             running = plan.cell
             record = execute(plan, bench.datasets[plan.name], config.class_order, bench.device,
                              bench.judge(plan.name, plan.cell.method) if main else None,
-                             bench.store.tensorboard_dir(plan.cell) if main else None,
-                             progress=config.progress and main, label=str(plan.cell))
+                             bench.tensorboard_dir(plan.cell) if main else None,
+                             progress=config.progress and main, label=str(plan.cell),
+                             wandb_run=bench.wandb_run(plan) if main else None)
             if main:
                 bench.complete(plan, record)
             distributed.barrier()

@@ -22,15 +22,16 @@ import sys
 import torch
 
 from baselines import COMMON_OPTIONS, MethodError, declared, method_names, method_options, parse_option
+from ctrl_bench.limits import FLOAT32_MAX, INT64_MAX
 from ctrl_bench.rate import NonFiniteRateError
 from scenarios import scenario_names
 
-from . import grid
+from . import grid, stopping
 from .atomic import WriteError
 from .bench import DataError, ProbeFailed, check_names, run
 from .budget import PROBE_EPOCHS
 from .cells import silence_warnings
-from .config import REUSE_POLICIES, ConfigError, GridConfig, RunConfig
+from .config import LOGGERS, REUSE_POLICIES, WANDB_INSTALL, ConfigError, GridConfig, RunConfig
 from .lock import OutInUse
 from .presets import preset_names
 from . import tune
@@ -58,7 +59,11 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def bounded(kind, low: float, inclusive: bool = True, high: float | None = None):
-    """An argparse type: ``kind`` values ≥ low (or > low), ≤ high; says which bound failed."""
+    """An argparse type: ``kind`` values ≥ low (or > low), ≤ high (default: what an int64 or a float32
+    holds, the tensors the value feeds); says which bound failed."""
+    shown_high = high
+    high = high if high is not None else (INT64_MAX if kind is int else FLOAT32_MAX)
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -66,8 +71,10 @@ def bounded(kind, low: float, inclusive: bool = True, high: float | None = None)
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if value < low or (value == low and not inclusive) or (high is not None and value > high):
-            bound = f"{'≥' if inclusive else '>'} {low}" + (f" and ≤ {high}" if high is not None else "")
+        if value < low or (value == low and not inclusive) or value > high:
+            top = shown_high if shown_high is not None or value <= high else high
+            bound = f"{'≥' if inclusive else '>'} {low}" + ("" if top is None else f" and ≤ {top:.4g}" if
+                                                            isinstance(top, float) else f" and ≤ {top}")
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
     return parse
@@ -127,6 +134,18 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                    help="with 2 or more seeds, results.md pairs each row's Last with this method's best row on the "
                         "seeds both ran (mean difference, 95 %% CI, paired t-test and Wilcoxon p) (default: the best "
                         "row of each scenario)")
+    e = p.add_argument_group("continual evaluation and logging")
+    e.add_argument("--eval-every", type=positive_int, metavar="STEPS",
+                   help="also evaluate every method on the classes of earlier experiences every STEPS training steps "
+                        "(a seeded subset of their evaluation images; not counted in training FLOPs): records gain "
+                        "min_accuracy (De Lange et al.'s min-ACC), stability_gap and the trace, figures/<scenario>-"
+                        "continual.png draws it; part of a run's settings (default: never)")
+    e.add_argument("--eval-images", type=positive_int, metavar="N",
+                   help="with --eval-every: images of each earlier experience evaluated (default: 1000, or all it has)")
+    e.add_argument("--log", nargs="+", choices=LOGGERS, default=list(DEFAULTS.log), metavar="LOGGER",
+                   help=f"where each run logs its metrics and i-CTRL's replay grids: {' and/or '.join(LOGGERS)} (W&B: "
+                        f"one run per cell, grouped by command; WANDB_MODE=offline writes it under --out/wandb without "
+                        f"a network; needs {WANDB_INSTALL}) (default: {' '.join(DEFAULTS.log)})")
     restricted = "; ".join(f"{m}: {' or '.join(declared(m, 'BACKBONES'))}" for m in method_names()
                            if tuple(declared(m, "BACKBONES")) != ("conv", "crate", "mlp"))
     g = p.add_argument_group("overrides of the preset (every method that does not set its own)")
@@ -254,6 +273,7 @@ def to_run_config(args, command: str) -> RunConfig:
         method_options=method_options, out=args.out, reuse=args.reuse, keep_checkpoints=args.keep_checkpoints,
         data_root=args.data_root, download=not args.no_download, progress=not args.no_progress, grid=grid_config,
         wait=args.wait, distributed=args.distributed, command=command, reference=args.reference, tuned=tuned,
+        eval_every=args.eval_every, eval_images=args.eval_images, log=tuple(args.log),
     )
 
 
@@ -289,9 +309,10 @@ def tune_main(argv: list[str], prog: str) -> int:
         fail(str(err))
     except (DataError, grid.GridUnavailable, OutInUse, RuntimeError) as err:
         fail(str(err), code=1)
-    except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command to go on: finished trials are reused", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a TuneInterrupted says what finished; anything earlier wrote no trial
+        said = str(err) or "interrupted before any trial ran; rerun the same command to start"
+        print(f"\n{stopping.closing_line(said)}", file=sys.stderr)
+        return stopping.exit_code()
     for method, entry in tuned["methods"].items():
         stat = entry["validation_last"]
         print(f"{method}: trial {entry['chosen_trial']} of {tuned['trials']}, validation Last {stat['mean']:.3f} ± "
@@ -304,12 +325,18 @@ def tune_main(argv: list[str], prog: str) -> int:
 
 def main(argv=None, prog: str = "ctrl-bench") -> int:
     """The command line: parse, run, print the summary; one line on stderr and exit 2 for bad
-    arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C.
-    ``ctrl-bench tune …`` is the tuner (:func:`tune_main`)."""
+    arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C and 143 on SIGTERM
+    (:mod:`.stopping`).
+    ``ctrl-bench tune …`` is the tuner (:func:`tune_main`), ``ctrl-bench report …`` renders the
+    results store (:mod:`.report`)."""
     silence_warnings()
+    stopping.install()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["tune"]:
         return tune_main(argv[1:], f"{prog} tune")
+    if argv[:1] == ["report"]:  # the README's results and docs/results.md from results/ (:mod:`.report`)
+        from . import report
+        return report.main(argv[1:], f"{prog} report")
     args = build_parser(prog).parse_args(argv)
     if args.distributed and int(os.environ.get("RANK", "0")) > 0:
         sys.stdout = open(os.devnull, "w")  # one process speaks: rank 0
@@ -328,12 +355,14 @@ def main(argv=None, prog: str = "ctrl-bench") -> int:
         fail(f"cannot write {err.filename}: {err.strerror}; the records finished before it are kept: free the "
              "space or fix the folder's permissions, and rerun the same command to go on", code=1)
     except KeyboardInterrupt as err:  # a BenchInterrupted says what finished; anything earlier wrote nothing
-        print(f"\n{err}" if str(err) else "\ninterrupted before any run started; nothing was written",
-              file=sys.stderr)
-        return 130
+        said = str(err) or "interrupted before any run started; nothing was written"
+        print(f"\n{stopping.closing_line(said)}", file=sys.stderr)
+        return stopping.exit_code()
     print(outcome.summary)
     print(f"results written to {os.path.abspath(args.out)}/results.{{json,csv,md}}; "
-          f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'tensorboard')}")
+          f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'tensorboard')}"
+          + (f"; W&B runs under {os.path.join(args.out, 'wandb')} (offline ones: wandb sync DIR)" if "wandb" in args.log
+             else ""))
     if outcome.failed:
         print(f"error: {len(outcome.failed)} of {outcome.total} runs failed (listed above and in results.md); "
               "rerun the same command to run them again", file=sys.stderr)

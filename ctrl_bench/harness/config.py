@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 DEFAULT_METHODS = ("ctrl", "naive", "lwf", "icarl", "replay")
 DEFAULT_SCENARIOS = ("mnist_5k",)
 REUSE_POLICIES = ("never", "valid", "always")
+LOGGERS = ("tensorboard", "wandb")  # where each cell logs its run (--log)
+WANDB_INSTALL = 'pip install -e ".[wandb]"'
 # Settings of the preset every method shares that a command may override (None: the preset's).
 COMMON_OVERRIDES = ("backbone", "size", "feature_dim", "epochs", "first_epochs", "batch_size", "lr", "mem_size")
 
@@ -70,6 +72,11 @@ class RunConfig:
     # --settings FILE: {method: {"settings", "scenario", "trials", "seeds", "sha256"}} of a tuned.json (tune.load_tuned);
     # the settings are already in method_options, this says where they came from
     tuned: dict = field(default_factory=dict)
+    # --eval-every STEPS: evaluate the earlier experiences' classes every STEPS training steps, on
+    # eval_images (None: continual.DEFAULT_IMAGES) of each one's evaluation images; part of a cell's settings
+    eval_every: int | None = None
+    eval_images: int | None = None
+    log: tuple[str, ...] = ("tensorboard",)  # where each cell logs (LOGGERS); not part of its settings
 
     def check(self) -> None:
         """ConfigError for what is wrong with the values themselves (names are checked by ``run``)."""
@@ -105,6 +112,22 @@ class RunConfig:
                 raise ConfigError(f"{flag} takes distinct positive counts, got {' '.join(map(str, values))}")
         if self.reuse not in REUSE_POLICIES:
             raise ConfigError(f"unknown reuse policy {self.reuse!r}; choose one of {', '.join(REUSE_POLICIES)}")
+        for flag, value in (("--eval-every", self.eval_every), ("--eval-images", self.eval_images)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{flag} takes a positive count, got {value!r}")
+        if self.eval_images is not None and self.eval_every is None:
+            raise ConfigError("--eval-images sets the continual evaluation's images: give --eval-every STEPS too")
+        if self.eval_every is not None and self.distributed:
+            raise ConfigError("--eval-every does not combine with --distributed yet: run the continual evaluation "
+                              "in one process")
+        unknown = [name for name in self.log if name not in LOGGERS]
+        if unknown or len(set(self.log)) != len(self.log):
+            raise ConfigError(f"--log takes distinct names among {', '.join(LOGGERS)}, got {' '.join(self.log)}")
+        if "wandb" in self.log:
+            try:
+                import wandb  # noqa: F401  (an optional extra)
+            except ImportError:
+                raise ConfigError(f"--log wandb needs wandb: {WANDB_INSTALL}") from None
         stray = sorted(set(self.method_options) - set(self.methods))
         if stray:
             raise ConfigError(f"options given for {', '.join(stray)}, which is not among the methods")

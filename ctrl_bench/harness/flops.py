@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import resource
+from contextlib import contextmanager
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -78,6 +79,13 @@ def _counter() -> FlopCounterMode:
     return counter
 
 
+def counted(fn) -> tuple[object, int]:
+    """(``fn()``, the FLOPs it ran), counted as training is (e.g. one continual evaluation)."""
+    with _counter() as counter:
+        result = fn()
+    return result, int(counter.get_total_flops())
+
+
 def peak_memory(device: torch.device) -> tuple[int, str]:
     """(bytes, what they measure): on CUDA the most memory tensors held since the last reset; on a
     CPU the process's peak resident set (the whole process, so in a run of several cells a high-water
@@ -117,12 +125,13 @@ class TrainingFlops(SupervisedPlugin, supports_distributed=True):
         self._counting_step = False
         self._phase = None  # the step_phase of the step before
         self._epoch = self._epoch_steps = self._in_epoch = 0
+        self._carried = 0  # FLOPs of the open window counted before a pause (:meth:`paused`)
 
     # the upkeep: everything between before_training and after_training but the steps
     def before_training(self, strategy, **kwargs):
         self.step_flops = self.upkeep_flops = 0
         self._planned = self._step = self._epoch = 0
-        self._sampled, self._samples, self._phase = [], {0}, None
+        self._sampled, self._samples, self._phase, self._carried = [], {0}, None, 0
         if torch.device(strategy.device).type == "cuda":
             torch.cuda.reset_peak_memory_stats(strategy.device)
         self._enter()
@@ -174,11 +183,26 @@ class TrainingFlops(SupervisedPlugin, supports_distributed=True):
         self._mode.__enter__()
 
     def _exit(self) -> int:
+        carried, self._carried = self._carried, 0
         if self._mode is None:
-            return 0
+            return carried
         mode, self._mode = self._mode, None
         mode.__exit__(None, None, None)
-        return int(mode.get_total_flops())
+        return carried + int(mode.get_total_flops())
+
+    @contextmanager
+    def paused(self):
+        """Nothing run inside the block is counted, whichever window (a sampled step, the upkeep) is
+        open: the continual evaluation is not training. What the window counted before the pause is
+        carried over to its end."""
+        if self._mode is None:
+            yield
+            return
+        self._carried = self._exit()
+        try:
+            yield
+        finally:
+            self._enter()
 
     def close(self) -> None:
         """Leave any counting mode still open (a run that stopped inside ``train``)."""

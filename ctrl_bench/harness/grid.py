@@ -30,7 +30,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import provenance
+from . import provenance, stopping
 from .cells import Bench, BenchInterrupted, CellPlan, execute, silence_warnings
 from .config import ConfigError, GridConfig
 
@@ -58,7 +58,8 @@ def check(grid: GridConfig, device: torch.device) -> None:
                           "(or auto on a machine with a GPU), or leave --gpus-per-cell out")
 
 
-def work_cell(plan: CellPlan, data, class_order, device, tensorboard_dir: str, expect: dict, judge=None) -> dict:
+def work_cell(plan: CellPlan, data, class_order, device, tensorboard_dir: str | None, expect: dict, judge=None,
+              wandb_run=None) -> dict:
     """One cell, in a Ray worker: :func:`~.cells.execute` with ``plan.settings["threads"]`` torch
     threads and no progress bars, after checking that this worker has the driver's code and kind of
     device. Returns its record and the thread count it ran with."""
@@ -70,7 +71,7 @@ def work_cell(plan: CellPlan, data, class_order, device, tensorboard_dir: str, e
             raise RuntimeError(f"this worker's {what} ({value}) is not the driver's ({expect[what]}): every node "
                                "needs the driver's checkout of ctrl-bench, unedited while the grid runs, and its "
                                "kind of device")
-    record = execute(plan, data, class_order, device, judge, tensorboard_dir, progress=False)
+    record = execute(plan, data, class_order, device, judge, tensorboard_dir, progress=False, wandb_run=wandb_run)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"record": record, "torch_threads": torch.get_num_threads()}
@@ -120,8 +121,8 @@ def run_grid(bench: Bench) -> tuple[str, list[dict]]:
                     ref = task.options(num_cpus=grid.cpus_per_cell, num_gpus=grid.gpus_per_cell, max_retries=0,
                                        name=f"cell {plan.cell}").remote(
                         absolute, data_refs[plan.name], config.class_order, bench.device,
-                        os.path.abspath(bench.store.tensorboard_dir(plan.cell)), expect[plan.cell.method],
-                        judge_refs[(plan.name, plan.cell.method)])
+                        bench.tensorboard_dir(plan.cell), expect[plan.cell.method],
+                        judge_refs[(plan.name, plan.cell.method)], bench.wandb_run(plan))
                     running[ref] = plan
                 show()
             finished, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
@@ -198,6 +199,7 @@ def connect(grid: GridConfig) -> None:
         where = f"the Ray cluster at {grid.ray_address}" if grid.ray_address else "a local Ray instance"
         hint = " (start one with `ray start --head`)" if grid.ray_address else ""
         raise GridUnavailable(f"could not start or reach {where}{hint}: {str(err).splitlines()[0]}") from None
+    stopping.install()  # Ray's native SIGTERM handler dumps a stack and aborts: ours stops cleanly instead
 
 
 def _silent(address: str) -> str | None:

@@ -1,10 +1,16 @@
-"""The two figures of a results folder, rebuilt from every record at the end of each command:
+"""The figures of a results folder, rebuilt from every record at the end of each command:
 
 - ``figures/<scenario>-accuracy.png``: accuracy on the classes seen so far after every experience,
   one line per results row (method), mean ± std band over its seeds;
 - ``figures/<scenario>-memory.png``: Last accuracy (± std) against ``memory_floats`` on a log
   axis, one point per row. A log axis has no 0: methods that keep nothing sit in a shaded lane at
-  the left edge, one decade below the smallest memory, ticked "0" and cut off by a "//" break.
+  the left edge, one decade below the smallest memory, ticked "0" and cut off by a "//" break;
+- ``figures/<scenario>-flops.png``: Last accuracy against training FLOPs, where records counted them;
+- ``figures/<scenario>-continual.png`` (runs with ``--eval-every``): the accuracy on the classes of
+  earlier experiences against training step, one line per row (mean ± std over seeds), the
+  experiences' boundaries dashed;
+- ``figures/<scenario>-confusion-<row>.png``: the row's confusion matrix after the last experience,
+  classes in the order they were learnt (rows normalised, mean over seeds), experiences boxed.
 
 Oracle rows (a classifier refitted on real data of old classes) are dashed / hollow and labelled
 ``[oracle]``. The same images go to TensorBoard under ``tensorboard/_figures`` (IMAGES), which
@@ -25,7 +31,7 @@ from matplotlib.image import imread
 
 from .atomic import atomic_write_bytes
 from .records import slug
-from .results import ORACLE_MARK, base_label, group_id, summarise
+from .results import ORACLE_MARK, base_label, confusion_figure_name, group_id, summarise
 
 FIGURES_DIR = "figures"
 FIGURES_TB_DIR = os.path.join("tensorboard", "_figures")
@@ -183,6 +189,106 @@ def flops_figure(scenario: str, rows: dict) -> Figure | None:
                    f"{scenario}: Last accuracy vs training compute (lines: one method at several budgets)")
 
 
+def _continual_segments(trace: dict, starts: list[float], widths: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per experience k ≥ 1, (x, old-class accuracy): the point just before it (at its start), then each
+    evaluation during it, x = start + width · step / its steps."""
+    segments = []
+    for k in range(1, len(trace["old_accuracy"])):
+        steps, total = trace["steps"][k], max(trace["steps_per_experience"][k], 1)
+        x = [starts[k]] + [starts[k] + widths[k] * s / total for s in steps]
+        segments.append((np.array(x, float), np.array([trace["old_accuracy_before"][k], *trace["old_accuracy"][k]], float)))
+    return segments
+
+
+def continual_figure(scenario: str, rows: dict) -> Figure | None:
+    """The accuracy on the classes of earlier experiences against training step, every row whose
+    records hold a continual evaluation; mean ± std over seeds where their evaluations line up, else
+    one line per seed. The x axis counts training steps when every run trained as many steps in each
+    experience, else each experience spans one unit. None when no record has a trace."""
+    traced = [(i, label, entry, [r for r in runs if r.get("continual_eval")])
+              for i, (label, (entry, runs)) in enumerate(rows.items())]
+    traced = [t for t in traced if t[3]]
+    if not traced:
+        return None
+    lengths = {tuple(r["continual_eval"]["steps_per_experience"]) for *_, runs in traced for r in runs}
+    common = list(next(iter(lengths))) if len(lengths) == 1 else None
+    n = len(traced[0][3][0]["continual_eval"]["steps_per_experience"])
+    widths = common if common else [1.0] * n
+    starts = list(np.cumsum([0, *widths[:-1]]))
+    fig = Figure(figsize=(9, 4.8))
+    ax = fig.subplots()
+    for i, label, entry, runs in traced:
+        style = {**_style(i, bool(entry.get("oracle"))), "marker": None}
+        per_run = [_continual_segments(r["continual_eval"], starts, widths) for r in runs]
+        aligned = all(len(seg[0]) == len(first[0]) and np.allclose(seg[0], first[0])
+                      for segments in per_run for seg, first in zip(segments, per_run[0]))
+        name = f"{_label(label, entry)} (n={len(runs)})"
+        for k, (x, _) in enumerate(per_run[0]):
+            if aligned:
+                values = np.array([segments[k][1] for segments in per_run])
+                mean, std = values.mean(0), values.std(0)
+                ax.plot(x, mean, label=name if k == 0 else None, linewidth=1.4, **style)
+                ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.15, linewidth=0)
+            else:
+                for j, segments in enumerate(per_run):
+                    ax.plot(*segments[k], label=name if k == 0 and j == 0 else None, linewidth=1, alpha=0.7, **style)
+    for boundary in starts[1:]:
+        ax.axvline(boundary, color="0.5", linestyle=":", linewidth=1)
+    every = sorted({r["continual_eval"]["every_steps"] for *_, runs in traced for r in runs})
+    ax.set_xlim(0, starts[-1] + widths[-1])
+    xlabel = ("training step (dotted: a new experience begins)" if common else
+              "training progress: experience k spans [k−1, k) (dotted: a new experience begins)")
+    return _finish(fig, xlabel, "accuracy on the classes of earlier experiences",
+                   f"{scenario}: earlier classes during training (evaluated every {'/'.join(map(str, every))} steps)")
+
+
+def confusion_matrix_in_order(run: dict) -> np.ndarray | None:
+    """A run's final confusion matrix, rows and columns in the order its classes were learnt, each row
+    divided by its count (None without one)."""
+    confusion, order = run.get("confusion_matrix"), run.get("class_order")
+    if not confusion or not order or len(order) != len(confusion):
+        return None
+    C = np.asarray(confusion, float)[np.ix_(order, order)]
+    totals = C.sum(1, keepdims=True)
+    return np.divide(C, totals, out=np.zeros_like(C), where=totals > 0)
+
+
+def confusion_figure(scenario: str, label: str, entry: dict, runs: list[dict]) -> Figure | None:
+    """A row's confusion matrix after the last experience (mean over seeds of the row-normalised
+    matrices, classes in the order learnt), the experiences' blocks outlined. None when its records
+    hold none."""
+    matrices = [(r, m) for r in runs if (m := confusion_matrix_in_order(r)) is not None]
+    if not matrices:
+        return None
+    mean = np.mean([m for _, m in matrices], axis=0)
+    first = matrices[0][0]
+    K = len(mean)
+    fig = Figure(figsize=(6.4, 5.4))
+    ax = fig.subplots()
+    shown = ax.imshow(mean, vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's test images")
+    bounds = np.cumsum([len(c) for c in first.get("experience_classes") or []])[:-1]
+    for b in bounds:
+        ax.axhline(b - 0.5, color="white", linewidth=0.8)
+        ax.axvline(b - 0.5, color="white", linewidth=0.8)
+    if K <= 20:
+        ticks = list(range(K))
+        names = ([str(c) for c in first["class_order"]] if len(matrices) == 1 else [str(t + 1) for t in ticks])
+        ax.set_xticks(ticks, names, fontsize=7)
+        ax.set_yticks(ticks, names, fontsize=7)
+    what = "class id" if len(matrices) == 1 and K <= 20 else "position in the class order"
+    ax.set_xlabel(f"predicted class ({what}, in the order learnt)")
+    ax.set_ylabel(f"true class ({what}, in the order learnt)")
+    bias = entry.get("recency_bias")
+    share = entry.get("last_classes_test_share")
+    extra = (f"; predictions to the last experience's classes {bias['mean']:.2f} (their test share "
+             f"{share['mean']:.2f})" if bias and share else "")
+    ax.set_title(f"{scenario} {_label(label, entry)}: confusion after the last experience\n"
+                 f"(rows normalised, mean over {len(matrices)} seed{'s' if len(matrices) > 1 else ''}{extra})",
+                 fontsize=9)
+    return fig
+
+
 def png_bytes(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
@@ -202,14 +308,20 @@ def write_figures(out_dir: str, runs: list[dict], methods=()) -> list[str]:
                 os.remove(os.path.join(tb_dir, name))
     written = []
     with SummaryWriter(tb_dir) as writer:
+        def save(figure: Figure | None, path: str, tag: str) -> None:
+            if figure is None:
+                return
+            png = png_bytes(figure)
+            atomic_write_bytes(path, png)
+            writer.add_image(tag, imread(io.BytesIO(png))[..., :3], 0, dataformats="HWC")
+            written.append(path)
+
         for scenario, rows in _rows(runs, methods).items():
-            for kind, draw in (("accuracy", accuracy_figure), ("memory", memory_figure), ("flops", flops_figure)):
-                figure = draw(scenario, rows)
-                if figure is None:
-                    continue
-                png = png_bytes(figure)
-                path = os.path.join(out_dir, FIGURES_DIR, f"{slug(scenario)}-{kind}.png")
-                atomic_write_bytes(path, png)
-                writer.add_image(f"{scenario}/{kind}", imread(io.BytesIO(png))[..., :3], 0, dataformats="HWC")
-                written.append(path)
+            for kind, draw in (("accuracy", accuracy_figure), ("memory", memory_figure), ("flops", flops_figure),
+                               ("continual", continual_figure)):
+                save(draw(scenario, rows), os.path.join(out_dir, FIGURES_DIR, f"{slug(scenario)}-{kind}.png"),
+                     f"{scenario}/{kind}")
+            for label, (entry, group) in rows.items():
+                save(confusion_figure(scenario, label, entry, group),
+                     os.path.join(out_dir, confusion_figure_name(scenario, label)), f"{scenario}/confusion/{label}")
     return written

@@ -259,6 +259,16 @@ OPTIONAL_FIELDS = {
     "train_flops": (lambda v: v is None or (_number(v) and v >= 0), "a count ≥ 0"),
     "peak_memory_bytes": (lambda v: _number(v) and v >= 0, "a count ≥ 0"),
     "evaluated_on": (lambda v: v in ("test", "validation"), "test or validation"),
+    "learning_accuracy": (_number, "a number"),
+    "per_class_accuracy": (lambda v: isinstance(v, list) and all(a is None or _number(a) for a in v),
+                           "a list of numbers (null for a class without test images)"),
+    "recency_bias": (_number, "a number"),
+    "last_classes_test_share": (_number, "a number"),
+    "confusion_matrix": (lambda v: isinstance(v, list) and all(_numbers(r) for r in v), "rows of counts"),
+    "min_accuracy": (lambda v: v is None or _number(v), "a number or null"),
+    "stability_gap": (lambda v: v is None or _number(v), "a number or null"),
+    "continual_eval": (lambda v: isinstance(v, dict), "an object"),
+    "continual_eval_flops": (lambda v: _number(v) and v >= 0, "a count ≥ 0"),
 }
 
 

@@ -16,12 +16,14 @@ import numpy as np
 
 from .atomic import atomic_write_set
 from .budget import PROBE_EPOCHS, PROBES_DIR
-from .records import cell_details, short_hash, tuned_label
+from .records import cell_details, short_hash, slug, tuned_label
 from .stats import paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
 OPTIONAL_SUMMARY = ("memory_floats", "replay_accuracy", "task_il_last_accuracy", "task_il_average_accuracy",
-                    "train_steps", "train_flops", "peak_memory_bytes")
+                    "train_steps", "train_flops", "peak_memory_bytes", "learning_accuracy", "recency_bias",
+                    "last_classes_test_share", "min_accuracy", "stability_gap", "continual_eval_flops",
+                    "continual_eval_seconds")
 SOURCES = ("ran", "reused", "earlier")  # ran / reused by this command, or a record of an earlier command
 ORACLE_MARK = "[oracle]"  # after the label of a row whose runs refit a classifier on real data of old classes
 
@@ -51,7 +53,8 @@ def base_label(run: dict) -> str:
     if tuned:
         label += f" [{tuned_label(tuned)}]"
     override = (run.get("budget") or {}).get("override")
-    return f"{label} [{override}]" if override else label
+    label = f"{label} [{override}]" if override else label
+    return f"{label} [{run['variant']}]" if run.get("variant") else label  # a stored table's named row
 
 
 def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
@@ -90,8 +93,26 @@ def summarise(runs: list[dict], methods: list[str] = ()) -> dict:
             for name in OPTIONAL_SUMMARY:  # None when a record lacks the field
                 values = [r.get(name) for r in group]
                 entry[name] = None if None in values else _stat(values)
+            entry["per_class_accuracy"] = per_class_mean([r.get("per_class_accuracy") for r in group])
+            entry["eval_every"] = (first.get("continual_eval") or {}).get("every_steps")
+            sizes = sorted(set((first.get("continual_eval") or {}).get("images_per_experience") or []))
+            entry["eval_images"] = (f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}") if sizes else None
             summary.setdefault(scenario, {})[label if rank == 0 else f"{label} @{gid}"] = entry
     return summary
+
+
+def confusion_figure_name(scenario: str, label: str) -> str:
+    """Where a row's confusion matrix is drawn, relative to --out."""
+    return f"figures/{slug(scenario)}-confusion-{slug(label)}.png"
+
+
+def per_class_mean(per_run: list) -> list | None:
+    """Each class's accuracy at the end, mean over the runs (None when a run lacks the field, or for a
+    class no run has test images of)."""
+    if not per_run or any(p is None for p in per_run):
+        return None
+    columns = zip(*per_run)
+    return [None if any(a is None for a in column) else float(np.mean(column)) for column in columns]
 
 
 def reference_row(rows: dict, method: str | None = None) -> str | None:
@@ -191,22 +212,26 @@ def _scenario_title(scenario: str, rows: dict) -> str:
 
 def paper_table(summary: dict) -> list[str]:
     """Method × scenario with Last and Avg (mean ± std over seeds), as in the i-CTRL paper, the
-    Task-IL Last (the task's classes known at test time), the memory each method keeps, in floats,
-    and what its training cost, in FLOPs (mean over seeds)."""
+    learning accuracy and forgetting beside them (what a method learns of each experience, and what it
+    loses of it), the Task-IL Last (the task's classes known at test time), the memory each method
+    keeps, in floats, and what its training cost, in FLOPs (mean over seeds)."""
     scenarios = list(summary)
     titles = {s: _scenario_title(s, summary[s]) for s in scenarios}
-    lines = ["| Method | " + " | ".join(f"{titles[s]} Last | {titles[s]} Avg | {titles[s]} Task-IL Last | "
+    lines = ["| Method | " + " | ".join(f"{titles[s]} Last | {titles[s]} Avg | {titles[s]} Learning acc | "
+                                        f"{titles[s]} Forgetting | {titles[s]} Task-IL Last | "
                                         f"{titles[s]} Memory (floats) | {titles[s]} Training FLOPs"
                                         for s in scenarios) + " |",
-             "|---|" + "---|---|---|---|---|" * len(scenarios)]
+             "|---|" + "---|---|---|---|---|---|---|" * len(scenarios)]
     for label in _row_labels(summary):
         entries = [summary[s].get(label) for s in scenarios]
         cells = []
         for entry in entries:
             task_il = entry and entry.get("task_il_last_accuracy")
+            learning = entry and entry.get("learning_accuracy")
             cells += ([_pm(entry["last_accuracy"]), _pm(entry["average_incremental_accuracy"]),
+                       _pm(learning) if learning else "–", _pm(entry["forgetting"]),
                        _pm(task_il) if task_il else "–", _floats(entry["memory_floats"]), _flops(entry.get("train_flops"))]
-                      if entry else ["–", "–", "–", "–", "–"])
+                      if entry else ["–"] * 7)
         oracle = any(entry and entry["oracle"] for entry in entries)
         lines.append(f"| {f'{label} {ORACLE_MARK}' if oracle else label} | " + " | ".join(cells) + " |")
     return lines
@@ -228,6 +253,44 @@ def details_table(summary: dict) -> list[str]:
                          f"{'–' if entry.get('replay_accuracy') is None else _pm(entry['replay_accuracy'])} | "
                          f"{_sources(entry)} |")
     return lines
+
+
+def _optional(stat: dict | None) -> str:
+    return "–" if stat is None else _pm(stat)
+
+
+def analysis_table(summary: dict) -> list[str]:
+    """The continual evaluation (min-ACC, stability gap, and what it cost, apart from training) and the
+    recency bias beside the last experience's share of the test set; empty when no record has them."""
+    lines = ["| Scenario | Method | Seeds | Min-ACC | Stability gap | Recency bias (predictions → last classes) | "
+             "Last classes' share of the test set | Evaluated every (steps) | Images per experience | "
+             "Evaluation FLOPs | Evaluation time (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s, rows in summary.items():
+        for label, entry in rows.items():
+            if entry.get("recency_bias") is None and entry.get("eval_every") is None:
+                continue
+            every = entry.get("eval_every")
+            lines.append(f"| {s} | {display_label(label, entry)} | {len(entry['seeds'])} | "
+                         f"{_optional(entry.get('min_accuracy'))} | {_optional(entry.get('stability_gap'))} | "
+                         f"{_optional(entry.get('recency_bias'))} | {_optional(entry.get('last_classes_test_share'))} | "
+                         f"{every or '–'} | {entry.get('eval_images') or '–'} | "
+                         f"{_flops(entry.get('continual_eval_flops')) if every else '–'} | "
+                         f"{'–' if entry.get('continual_eval_seconds') is None else _pm(entry['continual_eval_seconds'], digits=2)} |")
+    return lines if len(lines) > 2 else []
+
+
+def per_class_table(summary: dict) -> list[str]:
+    """Each row's accuracy on every class after the last experience (mean over seeds), by class id,
+    and its confusion-matrix figure; empty when no record has it."""
+    lines = ["| Scenario | Method | Accuracy by class (class: accuracy) | Confusion matrix |", "|---|---|---|---|"]
+    for s, rows in summary.items():
+        for label, entry in rows.items():
+            per_class = entry.get("per_class_accuracy")
+            if per_class is None:
+                continue
+            shown = " ".join(f"{c}: {'–' if a is None else f'{a:.2f}'}" for c, a in enumerate(per_class))
+            lines.append(f"| {s} | {display_label(label, entry)} | {shown} | {confusion_figure_name(s, label)} |")
+    return lines if len(lines) > 2 else []
 
 
 def _commit(run: dict) -> str:
@@ -277,7 +340,13 @@ def markdown(runs: list[dict], summary: dict, header: list[str], notes: list[str
     table = paired_table(comparisons or {})
     if table:
         lines += ["## Paired differences in Last to the reference row (over the seeds both ran)", "", *table, ""]
-    lines += ["## Details", "", *details_table(summary), "", "## Runs", "", *runs_table(runs, summary)]
+    lines += ["## Details", "", *details_table(summary), ""]
+    analysis, per_class = analysis_table(summary), per_class_table(summary)
+    if analysis:
+        lines += ["## Continual evaluation and recency bias (mean ± std over seeds)", "", *analysis, ""]
+    if per_class:
+        lines += ["## Per-class accuracy after the last experience (mean over seeds)", "", *per_class, ""]
+    lines += ["## Runs", "", *runs_table(runs, summary)]
     if failed:
         lines += ["", "## Failed runs (no record; the same command runs them again)", "", *failed_table(failed)]
     if notes:
@@ -302,13 +371,17 @@ def console_summary(runs: list[dict], summary: dict, notes: list[str] = (), fail
                     comparisons: dict | None = None) -> str:
     failures = [*failed_lines(failed), ""] if failed else []
     table = paired_table(comparisons or {})
+    analysis = analysis_table(summary)
     return "\n".join([*paper_table(summary), "", *([*table, ""] if table else []), *details_table(summary), "",
+                      *([*analysis, ""] if analysis else []),
                       *accuracy_matrices(runs), "", *failures, *[f"- {note}" for note in notes]]) + "\n"
 
 
-CSV_FIELDS = ("scenario", "method", "memory_images", "cell_epochs", "seed", *SUMMARY_FIELDS, "task_il_last_accuracy",
-              "task_il_average_accuracy", "memory_floats", "replay_accuracy", "memory_budget", "oracle", "evaluated_on",
-              "epochs_per_experience", "train_steps", "train_flops", "peak_memory_bytes", "device",
+CSV_FIELDS = ("scenario", "method", "memory_images", "cell_epochs", "seed", *SUMMARY_FIELDS, "learning_accuracy",
+              "task_il_last_accuracy", "task_il_average_accuracy", "memory_floats", "replay_accuracy", "memory_budget",
+              "oracle", "evaluated_on", "epochs_per_experience", "train_steps", "train_flops", "peak_memory_bytes",
+              "recency_bias", "last_classes_test_share", "per_class_accuracy", "min_accuracy", "stability_gap",
+              "eval_every", "continual_eval_flops", "continual_eval_seconds", "device",
               "preset", "torch_threads", "class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix",
               "source", "git_commit", "code_version", "data_sha256", "finished_at", "command")
 
@@ -318,8 +391,9 @@ def csv_text(runs: list[dict]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for run in runs:
-        row = {**run.get("provenance", {}), **run}
-        for name in ("class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix", "epochs_per_experience"):
+        row = {**run.get("provenance", {}), **run, "eval_every": (run.get("continual_eval") or {}).get("every_steps")}
+        for name in ("class_order", "experience_seconds", "seen_accuracy", "accuracy_matrix", "epochs_per_experience",
+                     "per_class_accuracy"):
             row[name] = json.dumps(row.get(name))
         writer.writerow(row)
     return out.getvalue()
@@ -342,6 +416,23 @@ def notes_of(runs: list[dict]) -> list[str]:
              "Paired differences: Last of a row minus Last of the reference row (the best row, or --reference) on "
              "each seed both ran; 95 % confidence interval from the t distribution, p of the paired t-test and of "
              "the Wilcoxon signed-rank test; not distinguishable when the interval holds 0"]
+    if any("learning_accuracy" in r for r in runs):
+        notes.append("Learning acc (LA): mean over experiences i of the accuracy on experience i's test data right "
+                     "after training on it, predicted among every class the model knows then; Forgetting: mean over "
+                     "the experiences but the last of the best accuracy on one minus its final accuracy")
+    if any("recency_bias" in r for r in runs):
+        notes.append("Recency bias: the share of all test predictions after the last experience that go to the last "
+                     "experience's classes, beside those classes' share of the test set (equal shares: no bias); "
+                     "per-class accuracy and the confusion matrices (figures/<scenario>-confusion-<row>.png) are of "
+                     "the same predictions")
+    if any(r.get("continual_eval") for r in runs):
+        notes.append("Continual evaluation (--eval-every STEPS): every STEPS training steps, the accuracy on a fixed "
+                     "seeded subset of the evaluation images of each earlier experience. Min-ACC (De Lange et al. "
+                     "2023): for each experience but the last, its lowest accuracy at any evaluation while a later "
+                     "experience trained, averaged over experiences. Stability gap: for each experience k after the "
+                     "first, the accuracy on the classes of experiences before k at the end of experience k−1 minus "
+                     "its lowest value while k trained, averaged. Evaluation FLOPs (its forward passes) are counted "
+                     "apart and are not part of Training FLOPs; figures/<scenario>-continual.png draws the trace")
     if any((r.get("settings") or {}).get("tuned") for r in runs):
         notes.append("Rows 'tuned on S (N trials)' ran with the settings ctrl-bench tune chose on S's validation split "
                      "(--settings); the other rows run at their defaults")

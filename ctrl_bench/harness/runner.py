@@ -22,11 +22,12 @@ from baselines import MethodContext, declared, get_method, memory_budget, memory
 
 from .. import distributed, metrics
 from ..device import synchronize
+from .continual import ContinualEvaluation, Predictions, continual_fields, eval_subsets, prediction_fields
 from .checkpoint import (CorruptCheckpoint, load_strategy_state, own_plugins, read_checkpoint, save_checkpoint,
                          set_rng_state, strategy_state)
 from .flops import COUNTING, TrainingFlops, peak_memory
 from .task_il import TASK_IL_KEY, TaskILAccuracy
-from .tb_logger import ExperienceTensorboardLogger
+from .tb_logger import ExperienceTensorboardLogger, ExperienceWandBLogger
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
 
@@ -69,8 +70,12 @@ class EpochProgress(SupervisedPlugin, supports_distributed=True):
             self.bar = None
 
 
-def make_evaluator(tensorboard_dir: str | None) -> EvaluationPlugin:
+def make_evaluator(tensorboard_dir: str | None, wandb_run=None) -> EvaluationPlugin:
+    """The harness's metrics, logged to TensorBoard under ``tensorboard_dir`` and to the W&B run
+    ``wandb_run`` (a :class:`.tb_logger.WandBRun`), each where given."""
     loggers = [ExperienceTensorboardLogger(tensorboard_dir)] if tensorboard_dir else []
+    if wandb_run is not None:
+        loggers.append(ExperienceWandBLogger(wandb_run))
     return EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True), TaskILAccuracy(),
         forgetting_metrics(experience=True, stream=True), bwt_metrics(experience=True, stream=True), loggers=loggers,
@@ -105,25 +110,31 @@ class BudgetCounter(SupervisedPlugin, supports_distributed=True):
         self.steps += 1
 
 
-def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str):
+def _start(build, ctx, seed: int, extra_plugins, progress: bool, label: str, continual: dict | None = None):
     """A freshly built strategy (seeded as an uninterrupted run is), its own plugins, and the
     harness's: the budget counter, the FLOPs counter (and its marker of a step's beginning, first of
-    all) and the epoch bar, then ``extra_plugins``, whose work after an experience (the replay
-    judge's) is therefore not counted as training."""
+    all), the epoch bar, the evaluation's confusion matrix and, with ``continual`` ({"every",
+    "subsets"}), the continual evaluation (outside the FLOPs counter's windows), then
+    ``extra_plugins``, whose work after an experience (the replay judge's) is therefore not counted
+    as training."""
     seed_everything(seed)
     strategy = build(ctx)
     checkpointed = own_plugins(strategy)
     counter, flops, epoch_bar = BudgetCounter(), TrainingFlops(), EpochProgress(label, progress)
+    predictions = Predictions(ctx.n_classes)
+    tracker = ContinualEvaluation(continual["subsets"], continual["every"], flops) if continual else None
     strategy.plugins.insert(0, flops.front)
-    strategy.plugins.extend([counter, flops, epoch_bar, *extra_plugins])
-    return strategy, checkpointed, Counters(counter, flops), epoch_bar
+    strategy.plugins.extend([counter, flops, epoch_bar, predictions, *([tracker] if tracker else []), *extra_plugins])
+    return strategy, checkpointed, Counters(counter, flops, predictions, tracker), epoch_bar
 
 
 @dataclass(frozen=True)
 class Counters:
-    """What the harness counts of each experience's training."""
+    """What the harness counts of each experience's training, and sees of its evaluation."""
     budget: BudgetCounter
     flops: TrainingFlops
+    predictions: Predictions
+    continual: ContinualEvaluation | None = None
 
 
 def _aside(path: str) -> str:
@@ -137,19 +148,26 @@ def _aside(path: str) -> str:
 
 
 def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: bool = True,
-               extra_plugins=(), label: str = "", state_attributes=()) -> dict:
+               extra_plugins=(), label: str = "", state_attributes=(), continual: dict | None = None) -> dict:
     """Train ``build(ctx)`` on every experience of ``scenario``; after each one, evaluate on the whole
     test stream and checkpoint. A rerun resumes after the last finished experience, from the latest
     checkpoint or, when that one is damaged or foreign (moved aside to ``.corrupt``, with one line),
     from the one before, or from scratch. Ctrl-C raises :class:`RunInterrupted`.
     ``state_attributes``: strategy attributes (beyond model, optimiser, plugins) that hold state.
+    ``continual``: {"every": STEPS, "images": N} evaluates the earlier experiences' classes every
+    STEPS training steps on N of each one's evaluation images (:mod:`.continual`); None: never.
 
     Returns the accuracy matrix, the accuracy on the classes seen so far after each experience, the
-    seconds each experience took (training and evaluation), the epochs and steps it trained, and the
-    summary metrics of :mod:`ctrl_bench.metrics`.
+    seconds each experience took (training and evaluation), the epochs and steps it trained, the
+    summary metrics of :mod:`ctrl_bench.metrics`, the final evaluation's per-class accuracy and recency
+    bias and, with ``continual``, min-ACC, the stability gap and the trace they come from.
     """
     n = len(scenario.benchmark.train_stream)
-    strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
+    tracking = None
+    if continual:
+        tracking = {"every": continual["every"],
+                    "subsets": eval_subsets(scenario.benchmark.test_stream, continual["images"], seed)}
+    strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label, tracking)
     rows, seconds, counts = [], [], []
     main = not distributed.active() or distributed.is_main()
     # In a distributed run, rank 0 chooses the checkpoint (setting damaged ones aside) and every rank loads it.
@@ -168,7 +186,8 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                 moved = _aside(candidate)
                 print(f"warning: {candidate} cannot be resumed from: {err}; moved aside to {os.path.basename(moved)}",
                       flush=True)
-            strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label)
+            strategy, checkpointed, counters, epoch_bar = _start(build, ctx, seed, extra_plugins, progress, label,
+                                                                 tracking)
     loggers = getattr(strategy.evaluator, "loggers", [])
     train_stream, test_stream = scenario.benchmark.train_stream, scenario.benchmark.test_stream
     bar = tqdm(total=n, initial=len(rows), desc=label or "experiences", unit="exp", disable=not progress, leave=False)
@@ -192,7 +211,12 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
                      "loop_seconds": budget.loop_seconds, "step_flops": flops.step_flops,
                      "upkeep_flops": flops.upkeep_flops, "peak_memory": flops.peak_memory,
                      # future experiences' classes are unknown to the model: their task-aware score means nothing
-                     "task_il": [float(results[TASK_IL_KEY.format(j)]) if j <= i else 0.0 for j in range(len(test_stream))]}
+                     "task_il": [float(results[TASK_IL_KEY.format(j)]) if j <= i else 0.0 for j in range(len(test_stream))],
+                     "confusion": counters.predictions.confusion()}
+            if counters.continual is not None:  # its seconds are the evaluation's, not training's
+                count["continual"] = trace = counters.continual.experience_trace()
+                count["train_seconds"] -= trace["seconds"]
+                count["loop_seconds"] -= trace["step_seconds"]
             # rows / seconds grow only once the checkpoint holding them exists: what RunInterrupted reports is on disk
             state = strategy_state(strategy, checkpointed, state_attributes)
             if main:
@@ -202,6 +226,10 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
             seconds.append(elapsed)
             counts.append(count)
             bar.update()
+        result = run_summary(rows, seconds, counts, scenario, continual and {**continual, "seed": seed})
+        for logger in loggers:
+            if hasattr(logger, "log_summary"):
+                logger.log_summary(result)
     except KeyboardInterrupt:
         raise RunInterrupted(len(rows), n) from None
     finally:
@@ -212,9 +240,24 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
             if hasattr(logger, "close"):
                 logger.close()
     return {
+        **result,
+        **flops_fields(counts, counters.flops.memory_kind or peak_memory(torch.device(ctx.device))[1]),
+        **({"distributed": distributed_summary(strategy, checkpointed, state_attributes)}
+           if distributed.active() else {}),
+        "strategy": strategy,
+    }
+
+
+def run_summary(rows: list, seconds: list, counts: list, scenario, continual: dict | None = None) -> dict:
+    """The record's numbers of a finished run, from what each experience left: its accuracy row,
+    seconds and counts (``continual``: the run's {"every", "images", "seed"}, or None)."""
+    final = counts[-1].get("confusion")
+    traces = [c.get("continual") for c in counts]
+    return {
         "accuracy_matrix": rows,
         "seen_accuracy": [float(a) for a in metrics.seen_accuracy(rows, scenario.test_sizes)],
         "last_accuracy": metrics.last_accuracy(rows, scenario.test_sizes),
+        "learning_accuracy": metrics.learning_accuracy(rows),
         "average_incremental_accuracy": metrics.average_incremental_accuracy(rows, scenario.test_sizes),
         "forgetting": metrics.forgetting(rows),
         "bwt": metrics.backward_transfer(rows),
@@ -229,10 +272,10 @@ def run_method(build, ctx, scenario, checkpoint_path: str, seed: int, progress: 
         "steps_per_experience": [c["steps"] for c in counts],
         "train_seconds_per_experience": [c.get("train_seconds", 0.0) for c in counts],
         "loop_seconds_per_experience": [c.get("loop_seconds", 0.0) for c in counts],
-        **flops_fields(counts, counters.flops.memory_kind or peak_memory(torch.device(ctx.device))[1]),
-        **({"distributed": distributed_summary(strategy, checkpointed, state_attributes)}
-           if distributed.active() else {}),
-        "strategy": strategy,
+        **(prediction_fields(final, scenario.experience_classes[-1]) if final else {}),
+        **(continual_fields(traces, [min(continual["images"], size) for size in scenario.test_sizes],
+                            continual["every"], continual["images"], continual["seed"])
+           if continual and all(traces) else {}),
     }
 
 
@@ -315,15 +358,21 @@ def method_context(method: str, scenario, settings: dict, device, evaluator):
 
 
 def run_cell(method: str, seed: int, scenario, settings: dict, device, checkpoint: str,
-             tensorboard_dir: str | None, progress: bool = True, label: str = "", extra_plugins=()) -> dict:
+             tensorboard_dir: str | None, progress: bool = True, label: str = "", extra_plugins=(),
+             wandb_run=None) -> dict:
     """One cell: build ``method`` from ``settings`` (``bench.cell_settings``), train and evaluate it on
     every experience of ``scenario`` (resuming from ``checkpoint``), and return its record (the
     harness adds the reuse key and provenance). A plugin in ``extra_plugins`` with a ``record()``
-    method adds its fields (the replay judge's)."""
-    ctx = method_context(method, scenario, settings, device, make_evaluator(tensorboard_dir))
+    method adds its fields (the replay judge's). ``settings["continual_eval"]``, where present, is
+    the continual evaluation's {"every_steps", "images_per_experience"}; ``wandb_run``: the cell's
+    W&B run, if it logs to W&B."""
+    ctx = method_context(method, scenario, settings, device, make_evaluator(tensorboard_dir, wandb_run))
     module = get_method(method)
+    tracked = settings.get("continual_eval")
+    continual = {"every": tracked["every_steps"], "images": tracked["images_per_experience"]} if tracked else None
     result = run_method(module.build, ctx, scenario, checkpoint, seed, progress=progress, label=label,
-                        state_attributes=tuple(declared(method, "STATE_ATTRIBUTES")), extra_plugins=extra_plugins)
+                        state_attributes=tuple(declared(method, "STATE_ATTRIBUTES")), extra_plugins=extra_plugins,
+                        continual=continual)
     strategy = result.pop("strategy")
     record = {"method": method, "seed": seed, **result,
               "class_order": scenario.class_order, "experience_classes": scenario.experience_classes,

@@ -195,8 +195,8 @@ def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
             else:
                 left.append((method, index))
     if left:
-        connect(grid)
-        _ray_tune(base, [(m, drawn[m][i]) for m, i in left], grid, lambda k, values: said(*left[k], values))
+        _run_on_ray(base, grid, [(m, drawn[m][i]) for m, i in left], lambda k, values: said(*left[k], values),
+                    lambda: sum(done.values()), trials * len(base.methods))
     tuned["wall_seconds"] = round(time.monotonic() - started, 1)  # of this command: reused trials cost ~nothing
     for method, space in spaces.items():
         scores = {i: trial_scores(base, method, trial_out(base.out, method, s)) for i, s in enumerate(drawn[method])}
@@ -213,6 +213,29 @@ def tune_methods(base: RunConfig, trials: int, search_seed: int = 0) -> dict:
                                     "space": {k: list(v) for k, v in space.items()}, "trials": table}
     write_tuning(base.out, tuned)
     return tuned
+
+
+class TuneInterrupted(KeyboardInterrupt):
+    """SIGTERM or Ctrl-C during a tune; the message says which trials finished and how to go on."""
+
+
+def _run_on_ray(base: RunConfig, grid: GridConfig, left: list[tuple[str, dict]], on_trial, finished_count,
+                total: int) -> None:
+    """:func:`_ray_tune` on the instance :func:`.grid.connect` gives; a stop shuts down the Ray it
+    started and raises :class:`TuneInterrupted`."""
+    import ray  # Ray is an optional extra: only tune imports it
+
+    started_here = not ray.is_initialized()
+    try:
+        connect(grid)
+        _ray_tune(base, left, grid, on_trial)
+    except KeyboardInterrupt:
+        raise TuneInterrupted(f"interrupted: {finished_count()} of {total} trials finished, kept under "
+                              f"{os.path.join(base.out, TRIALS_DIR)}; rerun the same command to go on (finished "
+                              "trials are reused)") from None
+    finally:
+        if started_here and ray.is_initialized():
+            ray.shutdown()
 
 
 def _trial_seconds(out: str, method: str, settings: dict) -> float:

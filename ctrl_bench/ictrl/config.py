@@ -17,6 +17,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from ctrl_bench.limits import FLOAT32_MAX, INT64_MAX
+
 CONSTRAINT_MODES = ("penalty", "augmented_lagrangian")
 REPLAY_BUDGETS = ("per_step", "per_class")
 DRIFT_FITS = ("all", "anchors")
@@ -39,6 +41,27 @@ def option(default, help: str, *, paper=_NO_PAPER_VALUE, departure: bool = False
     if paper is not _NO_PAPER_VALUE:
         metadata["paper"] = paper
     return field(default=default, metadata=metadata)
+
+
+
+
+def check_type(name: str, annotation: str, value) -> None:
+    """ValueError naming option ``name`` unless ``value`` is of its annotated kind: a bool, an integer
+    (within int64), a real number (within float32's range) or a word; None where the annotation allows it."""
+    if value is None and ("None" in annotation or annotation == "str"):
+        return
+    kind = annotation.split(" | ")[0]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if kind == "int" and not (number and isinstance(value, int) and abs(value) <= INT64_MAX):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if kind == "float" and not number:
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind == "float" and math.isfinite(value) and abs(value) > FLOAT32_MAX:  # inf and nan: the ranges below
+        raise ValueError(f"{name} must be at most {FLOAT32_MAX:.4g} in size (a float32), got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError(f"{name} must be a word, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -194,6 +217,8 @@ class ICTRLConfig:
     images_per_class: int = option(8, "replayed images per class in the TensorBoard grids")
 
     def __post_init__(self):
+        for spec in dataclasses.fields(self):
+            check_type(spec.name, spec.type, getattr(self, spec.name))
         for name in ("lr", "eps2", "decoder_lr_scale", "later_lr_scale"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")

@@ -224,7 +224,9 @@ def test_memory_in_floats_oracles_marked_and_the_figures_written(tiny_npz, tmp_p
         assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500 and image[..., :3].std() > 0.05
     events = EventAccumulator(str(tb_dir))
     events.Reload()
-    assert sorted(events.Tags()["images"]) == ["tiny-2/accuracy", "tiny-2/flops", "tiny-2/memory"]
+    assert sorted(events.Tags()["images"]) == ["tiny-2/accuracy", "tiny-2/confusion/ncm",
+                                               "tiny-2/confusion/replay (40 images)",
+                                               "tiny-2/flops", "tiny-2/memory"]
     assert bench(out, tiny_npz, "--methods", "replay", "ncm", "--option", "ncm.oracle=true", "--seeds", "0", "1") == 0
     assert len([f for f in tb_dir.iterdir() if f.name.startswith("events")]) == 1  # the latest figures only
 

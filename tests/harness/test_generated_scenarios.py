@@ -1,4 +1,4 @@
-"""The generated scenarios (``synthetic:K``, ``textures:K``, ``shapes:K``) and scikit-learn's ``digits``:
+"""The generated scenarios (``synthetic:K``, ``textures:K``, ``shapes:K``, ``blobs:K``) and scikit-learn's ``digits``:
 their arrays, determinism, names and errors, and that a nearest-class-mean classifier on raw pixels
 learns them but does not solve them. No training."""
 
@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from scenarios import ScenarioError, build_scenario, load_data, scenario_label, scenario_names, synthetic
+from scenarios import ScenarioError, blobs, build_scenario, load_data, scenario_label, scenario_names, synthetic
 
-NEW = ["textures", "shapes"]
+NEW = ["textures", "shapes", "blobs"]
 
 
 def sha256(*arrays) -> str:
@@ -75,16 +75,18 @@ def test_a_bad_generated_name_says_what_is_expected(name, suffix):
 
 
 def test_generated_names_are_listed_and_labelled_like_synthetic():
-    assert {"synthetic:K", "textures:K", "shapes:K", "digits"} <= set(scenario_names())
+    assert {"synthetic:K", "textures:K", "shapes:K", "blobs:K", "digits"} <= set(scenario_names())
     assert scenario_label("textures:40", 10) == "textures40-10"
     assert scenario_label("shapes:40", 10) == "shapes40-10"
+    assert scenario_label("blobs:40", 10) == "blobs40-10"
     assert scenario_label("synthetic:40", 10) == "synthetic40-10"
     assert scenario_label("digits", None) == "digits-5"
 
 
 @pytest.mark.parametrize("name, low, high", [
-    # measured: textures:10 0.52, shapes:10 0.45, synthetic:10 0.68 (100 training, 20 test images a class)
-    ("textures", 0.3, 0.95), ("shapes", 0.3, 0.95), ("synthetic", 0.3, 0.95)])
+    # measured: textures:10 0.52, shapes:10 0.45, synthetic:10 0.68, blobs:10 0.755 (100 training, 20 test
+    # images a class)
+    ("textures", 0.3, 0.95), ("shapes", 0.3, 0.95), ("synthetic", 0.3, 0.95), ("blobs", 0.3, 0.95)])
 def test_nearest_class_mean_learns_ten_generated_classes_but_does_not_solve_them(name, low, high):
     data = load_data(f"{name}:10", 5)
     assert [len(a) for a in data.arrays] == [1000, 1000, 200, 200]
@@ -96,6 +98,34 @@ def test_forty_classes_build_quickly(name):
     start = time.perf_counter()
     synthetic.load(f"{name}:40:100:20")
     assert time.perf_counter() - start < 5  # about 0.3 s on one core
+
+
+def test_blobs_draw_the_same_arrays_every_time():
+    # records of blobs:K runs stand for these exact images
+    assert sha256(*synthetic.make_blobs(4, 10, 0)) == "d2e76a8e6fc16e167ccdf36d52c10d376a6dc89618d9b2f22a564f44aedd7252"
+    assert sha256(*synthetic.load("blobs:5:7:3")) == "ff7d40fea21067f34ca9d0102a4a321d9c8d127f142c3d60ee5abb0a51c66adb"
+
+
+def test_blob_classes_differ_by_their_template_not_by_chance():
+    """Two classes' mean images lie far apart, against how far the means of two halves of one class
+    lie (the spread of a class mean over its images). Measured on 8 classes of 400 images: the
+    closest two classes 609 apart, the two halves of a class at most 166."""
+    x, y = synthetic.make_blobs(8, 400, seed=0)
+    x = x.reshape(len(x), -1).astype(np.float64)
+    means = np.stack([x[y == c].mean(0) for c in range(8)])
+    between = min(np.linalg.norm(means[a] - means[b]) for a in range(8) for b in range(a + 1, 8))
+    within = max(np.linalg.norm(x[y == c][::2].mean(0) - x[y == c][1::2].mean(0)) for c in range(8))
+    assert between > 2.5 * within
+
+
+def test_a_blob_template_is_smooth_and_an_image_shifts_it_around_the_edges():
+    template = blobs.blob_class(3)
+    assert abs(template.mean()) < 1e-9 and template.std() == pytest.approx(1.0)
+    neighbours = np.corrcoef(template.ravel(), np.roll(template, 1, 1).ravel())[0, 1]
+    assert neighbours > 0.85  # blurred noise: exp(−1 / (4 σ²)) = 0.94 at σ = 2 pixels
+    shifts = np.array([[2, -3], [-5, 5], [0, 0]])
+    assert all(np.array_equal(image, np.roll(template, tuple(shift), (0, 1)))
+               for image, shift in zip(blobs._shifted(template, shifts), shifts))
 
 
 def test_digits_are_scikit_learns_digits_upsampled_with_a_fixed_test_split():
@@ -122,7 +152,7 @@ def test_digits_hold_out_a_validation_split_of_the_training_images():
     assert np.unique(y_val).tolist() == list(range(10))
 
 
-@pytest.mark.parametrize("name", ["digits", "textures:4:10:5", "shapes:4:10:5"])
+@pytest.mark.parametrize("name", ["digits", "textures:4:10:5", "shapes:4:10:5", "blobs:4:10:5"])
 def test_the_new_scenarios_build_benchmarks(name):
     scenario = build_scenario(name, n_experiences=2, seed=0)
     assert scenario.image_shape == (1, 28, 28) and len(scenario.benchmark.train_stream) == 2

@@ -127,11 +127,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_npz, tmp_path, me
     ends with an uninterrupted run's numbers, bit for bit (a method whose state a checkpoint cannot
     hold starts again, which gives them too)."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24, "lr": 1e-3} if method == "ctrl" else {}
+    ictrl = method in ("ctrl", "ctrl_paper")
+    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24, "lr": 1e-3} if ictrl else {}
 
     def context():
         return MethodContext(image_shape=scenario.image_shape, n_classes=4, n_experiences=2, device=torch.device("cpu"),
-                             evaluator=make_evaluator(None), backbone="conv" if method == "ctrl" else "mlp",
+                             evaluator=make_evaluator(None), backbone="conv" if ictrl else "mlp",
                              size="tiny", feature_dim=32, epochs=2, batch_size=16, mem_size=20,
                              options=options)
 

@@ -1,6 +1,8 @@
 """Every bad input ends in one line on stderr that names the argument or array, a non-zero exit,
 and nothing written under --out."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,40 @@ def with_labels(y, index, label):
 def test_bad_arguments(tiny_npz, tmp_path, capsys, args, message):
     code, err = run(tmp_path, capsys, "--scenario", f"npz:{tiny_npz}", *args)
     assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "1e300"], "argument --lr: must be > 0 and ≤ 3.403e+38, got 1e300"),
+    (["--batch-size", str(2**64)], f"argument --batch-size: must be ≥ 1 and ≤ {2**63 - 1}, got {2**64}"),
+    (["--option", "naive.lr=1e300"], "naive.lr must be a number ≤ 3.403e+38 (a float32), got 1e+300"),
+    (["--option", "naive.batch_size=64.5"], "naive.batch_size must be an integer ≥ 1"),
+])
+def test_values_no_tensor_can_hold_are_refused_naming_the_option(tiny_npz, tmp_path, capsys, args, message):
+    code, err = run(tmp_path, capsys, "--scenario", f"npz:{tiny_npz}", *args)
+    assert code == 2 and message in err
+
+
+def test_a_tuned_json_holding_an_overflowing_value_is_refused(tiny_npz, tmp_path, capsys):
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"format": 1, "scenario": "tiny-2-val25", "trials": 2, "seeds": [0],
+                                 "methods": {"naive": {"settings": {"lr": 1e300}}}}))
+    code, err = run(tmp_path, capsys, "--scenario", f"npz:{tiny_npz}", "--settings", str(tuned))
+    assert code == 2 and "naive.lr must be a number ≤ 3.403e+38 (a float32), got 1e+300" in err
+
+
+@pytest.mark.parametrize("option, message", [
+    ("ctrl.drift_map=abc", "ctrl.drift_map must be a number, got 'abc'"),
+    ("ctrl.gamma=1e300", "ctrl.gamma must be at most 3.403e+38 in size (a float32), got 1e+300"),
+    ("ctrl.n_directions=2.5", "ctrl.n_directions must be an integer, got 2.5"),
+    ("ctrl.review=3", "ctrl.review must be true or false, got 3"),
+    ("ctrl.constraint=4", "ctrl.constraint must be a word, got 4"),
+])
+def test_a_ctrl_option_of_the_wrong_kind_is_named(tiny_npz, tmp_path, capsys, option, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--scenario", f"npz:{tiny_npz}", "--methods", "ctrl", "--option", option, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == f"error: {message}" and not out.exists()
 
 
 def test_n_experiences_that_do_not_divide_the_classes(tiny_npz, tmp_path, capsys):

@@ -114,9 +114,10 @@ def test_the_validation_split_is_stratified_seeded_and_disjoint(tiny_npz):
                                     for m in method_names()])
 def test_every_method_runs_on_a_validation_split_and_reports_task_il(tiny_npz, method):
     scenario = make_scenario(load_data(f"npz:{tiny_npz}", 2, validation=0.25), seed=0)
-    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24} if method == "ctrl" else {}
+    ictrl = method in ("ctrl", "ctrl_paper")
+    options = {"n_directions": 6, "n_components": 6, "n_prototypes": 24} if ictrl else {}
     ctx = MethodContext(image_shape=scenario.image_shape, n_classes=4, n_experiences=2, device=torch.device("cpu"),
-                        evaluator=make_evaluator(None), backbone="conv" if method == "ctrl" else "mlp", size="tiny",
+                        evaluator=make_evaluator(None), backbone="conv" if ictrl else "mlp", size="tiny",
                         feature_dim=32, epochs=1, batch_size=16, mem_size=20, options=options)
     with tempfile.TemporaryDirectory() as folder:
         result = run_method(get_method(method).build, ctx, scenario, f"{folder}/c.pt", seed=0, progress=False)

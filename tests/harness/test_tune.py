@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -148,3 +149,28 @@ def test_a_trial_that_fails_counts_as_failed_and_a_rerun_does_not_repeat_it(tmp_
     failed = json.loads((tmp_path / "trial" / tune.FAILED_FILE).read_text())
     assert failed["settings"] == {"lr": 0.01} and "between 0 and 1" in failed["error"]
     assert tune.trial_scores(base, "icarl", out) is None
+
+
+@pytest.mark.slow
+def test_a_tune_stopped_by_sigterm_says_what_it_kept_and_the_same_command_finishes(tiny_npz, tmp_path):
+    """SIGTERM (timeout, a scheduler, preemption) once a trial has finished: Ray is shut down, no native
+    stack dump, one closing line, exit 143; the same command then reuses the finished trials."""
+    args = ["tune", "--scenario", f"npz:{no_test_set(tiny_npz, tmp_path)}", "--n-experiences", "2",
+            "--validation", "0.25", "--epochs", "2", "--seeds", "0", "--methods", "naive", "--threads", "1",
+            "--no-progress", "--trials", "6", "--out", "tuned"]
+    command = subprocess.Popen([sys.executable, "-m", "ctrl_bench", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in command.stdout:  # the first finished trial
+        if line.startswith("tune naive: trial"):
+            command.send_signal(signal.SIGTERM)
+            break
+    _, err = command.communicate(timeout=300)
+    closing = [line for line in err.splitlines() if line.strip()]
+    assert command.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM received" not in err and "PC: @" not in err and "Traceback" not in err, err[-2000:]
+    assert closing[-1].startswith("stopped by SIGTERM; interrupted: ") and "rerun the same command" in closing[-1]
+    kept = int(closing[-1].split("interrupted: ")[1].split(" of ")[0])
+    assert kept >= 1
+    again = ctrl_bench(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("(reused)") >= kept and (tmp_path / "tuned" / "tuned.json").exists()
