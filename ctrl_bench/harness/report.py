@@ -332,6 +332,8 @@ def planned_figures(tables: dict) -> dict[str, tuple]:
     """Every figure the render shows: its file name → (kind, scenario, rows, digest)."""
     planned = {}
     for name, table in tables.items():
+        if table.get("figures") is False:
+            continue
         for scenario, rows in grouped(table).items():
             for kind in FIGURE_KINDS:
                 planned[figure_name(name, scenario, kind)] = (kind, scenario, rows, figure_digest(kind, scenario, rows))
@@ -498,6 +500,7 @@ def build_add_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--variant", metavar="NAME",
                    help="the records are one named row of the table (e.g. \"without anchors\" in an ablation): they "
                         "join the rows stored before, replacing an earlier row of that name")
+    p.add_argument("--no-figures", action="store_true", help="the documents show the table without its figures")
     p.add_argument("--root", default=".", help="the checkout holding results/ (default: .)")
     return p
 
@@ -506,7 +509,7 @@ def add_main(argv: list[str], prog: str) -> int:
     args = build_add_parser(prog).parse_args(argv)
     try:
         path = add_table(args.root, args.name, args.runs_dir, args.command, args.title, args.about, args.headline,
-                         args.reference, args.scenario, args.methods, args.variant)
+                         args.reference, args.scenario, args.methods, args.variant, not args.no_figures)
         if args.headline:
             set_headline(args.root, args.name)
     except StoreError as err:

@@ -138,23 +138,26 @@ def dumps(table: dict) -> str:
 
 def add_table(root: str, name: str, runs_dir: str, commands=(), title: str | None = None, about: str | None = None,
               headline: bool = False, reference: str | None = None, scenarios=(), methods=(),
-              variant: str | None = None) -> str:
+              variant: str | None = None, figures: bool = True) -> str:
     """Write ``results/<name>.json`` from the records under ``runs_dir`` (replacing that table);
     return its path. ``commands``: the command(s) that make the table (default: those the records
     name, in the order they ran); ``headline``: the table the README shows; ``reference``: the method
     whose best row the paired differences are taken against (default: the best row); ``scenarios``,
     ``methods``: only their records (``methods`` also orders the rows). ``variant``: the records are one
     named row of the table, e.g. "without anchors" in an ablation: they join the table's other rows
-    (replacing an earlier row of that name) and its header keeps what was stored before, unless given."""
+    (replacing an earlier row of that name in the same scenario) and its header keeps what was stored
+    before, unless given. ``figures``: whether the documents draw the table's figures."""
     check_name(name)
     records = chosen_records(runs_dir, scenarios, methods)
     summaries = [dict(s, variant=variant) if variant else s for s in summaries_of(records)]
     path = table_path(root, name)
     earlier = load_tables(root).get(name) if variant and os.path.exists(path) else None
     if earlier:
-        kept = [r for r in earlier["records"] if r.get("variant") != variant]
+        replaced = {(s["scenario"], variant) for s in summaries}
+        kept = [r for r in earlier["records"] if (r["scenario"], r.get("variant")) not in replaced]
         summaries = kept + summaries
-        commands = list(dict.fromkeys([*earlier.get("commands", []), *commands]))
+        commands = list(dict.fromkeys([*earlier.get("commands", []), *(commands or commands_of(records))]))
+        figures = figures and earlier.get("figures", True)
         title, about = title or earlier.get("title"), about or earlier.get("about")
         reference, methods = reference or earlier.get("reference"), methods or earlier.get("methods") or ()
     if reference is not None and reference not in {s["method"] for s in summaries}:
@@ -162,6 +165,7 @@ def add_table(root: str, name: str, runs_dir: str, commands=(), title: str | Non
     table = {"title": title or name, "about": about, "headline": headline, "reference": reference,
              "methods": list(methods) or None,
              "commands": list(commands) or commands_of(records), "package_version": package_version(),
+             "figures": None if figures else False,
              "records": summaries}
     atomic_write_text(path, dumps({k: v for k, v in table.items() if v is not None}))
     return path
