@@ -6,7 +6,6 @@ from ctrl_bench.autoencoder import build_autoencoder
 from ctrl_bench.ictrl.config import CLASSIFIER_PROTOCOLS, DEFAULTS, FIELDS, PUBLISHED, ICTRLConfig, option_help
 from ctrl_bench.ictrl.strategy import ICTRL
 
-from ._backbones import model_floats
 
 DECODES_MEMORY = True  # the harness scores its decoded memory with the replay judge
 DISTRIBUTED = True  # its loss is computed on the whole batch over the processes of a distributed run (--distributed)
@@ -22,7 +21,6 @@ CLI_FLAGS = {
     "constraint": {"help": "penalty or augmented_lagrangian"},
     "classifier": {"help": "memory or paper (an oracle)"},
     "init": {"help": "default or dcgan (the conv pair)"},
-    "review": {"help": "refresh old classes' statistics via f∘g", "switch": True},
     "updates": {"help": "alternating: the encoder steps, then the decoder against the updated encoder (reference code; "
                         "paper preset with --backbone conv); simultaneous: both from one forward",
                 "option": "alternate", "choices": {"alternating": True, "simultaneous": False}},
@@ -37,20 +35,9 @@ OPTIONS = {**{name: option_help(name) for name in FIELDS if name != "betas"},
                    "CRATE always uses PyTorch's (default: default; paper preset with --backbone conv: dcgan)"}
 
 # Where ctrl's settings depart from ICTRL's defaults, by preset and scenario family. The training
-# budget (epochs per experience, the first one's included) is every method's: harness/presets.py; the
-# presets give every method a first experience long enough for ctrl's decoder to learn to draw.
+# budget (epochs per experience, the first one's included) is every method's: harness/presets.py.
 QUICK = {"batch_size": 256}
-# The memory holds only what g can draw, and on CIFAR-10 g needs a longer first game to draw
-# (CIFAR-10 subset, seed 0: first experience 30 epochs → Last 0.262, 90 → 0.369; 3 seeds: 90 →
-# 0.361 ± 0.020, 150 → 0.363 ± 0.011); old classes' real features drift off their stored subspaces
-# there, and the likelihood of the stored statistics (classifier_noise s² = 0.03) ranks them better
-# than the distance to the subspace. Checked on the validation split (--validation 0.1, 3 seeds):
-# classifier_noise 0.03 0.383 ± 0.015 against 0.342 ± 0.017 without (nearest subspace) and 0.357 ±
-# 0.021 with class_spread instead; distill_weight=100 (a frozen copy of f, 170,000 more floats in
-# memory) 0.383 against 0.382 ± 0.016 without, so it is off (it had been chosen on test images).
-# The drift map (drift_map) loses on the CIFAR-10 subset's validation split: 0.361 ± 0.011 against 0.381 ±
-# 0.009 in 5 experiences (λ = 10: 0.362; with the spread mapped too, fdbafda: 0.359 ± 0.021), 0.357 against
-# 0.360 in 10; its old classes' real features do not follow the map that its new images and anchors give.
+# Colour images: chosen on the CIFAR-10 subset's validation split (docs/ictrl.md, "The recipe").
 QUICK_CIFAR = {"classifier_noise": 0.03, "class_spread": False, "drift_map": 0.0}
 # The published batch sizes (i-CTRL: 2048 / 1600, 360 / 480 prototypes per class, two encoder steps per
 # step on CIFAR-10; its 120 / 100 epochs are the paper preset's budget for every method).
@@ -100,13 +87,12 @@ def build(ctx):
 
 
 def memory_budget(ctx, strategy):
-    frozen = " + frozen encoder" if strategy.previous_encoder is not None else ""
-    return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol}){frozen}"
+    return f"{strategy.memory.size_in_floats()} floats ({strategy.classifier_protocol})"
 
 
 def memory_floats(ctx, strategy):
-    """The feature statistics, and the frozen encoder copy that ``distill_weight`` keeps."""
-    return strategy.memory.size_in_floats() + model_floats(strategy.previous_encoder)
+    """The feature statistics (means, directions, variances, spreads)."""
+    return strategy.memory.size_in_floats()
 
 
 def oracle(ctx, strategy):

@@ -1,22 +1,19 @@
 """i-CTRL's state between experiences, as Avalanche plugins (the way ``ICaRL`` keeps its exemplars
 and class means in ``_ICaRLPlugin``): the feature memory and its classifier, the replay of old
-classes (anchors decoded at the start of an experience), the frozen encoder of feature distillation,
-and what TensorBoard shows after every experience. Each plugin reads the strategy it is attached to
+classes (anchors decoded at the start of an experience) and what TensorBoard shows after every experience. Each plugin reads the strategy it is attached to
 (its encoder, decoder, masks) and keeps no reference to it."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metric_results import TensorImage
-from avalanche.training.utils import freeze_everything
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import visuals
-from ..memory import FeatureMemory, drift_map, semantic_drift
+from ..memory import FeatureMemory, drift_map
 from ..subspace import NearestSubspaceClassifier
 from .config import ICTRLConfig
 from .step import Replay, split_halves
@@ -44,13 +41,13 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         self.memory = FeatureMemory(config.n_directions, config.n_prototypes)
         self.classifier = NearestSubspaceClassifier(noise=config.classifier_noise, class_spread=config.class_spread)
         self.seen_train_datasets = []  # kept only for classifier="paper"
-        self.features_at_start: Tensor | None = None  # with drift_sigma or drift_map: f_start of its images
+        self.features_at_start: Tensor | None = None  # with drift_map: f_start of the experience's images
 
     @torch.no_grad()
     def before_training_exp(self, strategy, **kwargs):
         self.memory.to(strategy.device)
         self.features_at_start = None
-        if (self.config.drift_sigma or self.config.drift_map) and len(self.memory):
+        if self.config.drift_map and len(self.memory):
             self.features_at_start = strategy.features(strategy.experience.dataset.eval())[0]
 
     @torch.no_grad()
@@ -61,12 +58,6 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         if self.features_at_start is not None:
             self._follow_drift(strategy, current, Z_new)
             self.features_at_start = None
-        if self.config.review and len(self.memory):
-            Z_old, y_old = self.memory.sample()
-            keep = torch.tensor([int(c) not in current for c in y_old.tolist()], device=y_old.device)
-            with strategy.evaluating():
-                reviewed = strategy.encoder(strategy.decoder(Z_old[keep])).float()
-            self.memory.store(reviewed, y_old[keep])
         if strategy.split_id is not None:  # a lone class: its halves, the second as a sub-class of its label
             strategy.aliases[strategy.split_id] = int(y_new[0])
             y_new = split_halves(Z_new, y_new, strategy.split_id)
@@ -80,16 +71,12 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
             self.fit_from_memory()
 
     def _follow_drift(self, strategy, current: set[int], Z_new: Tensor) -> None:
-        """Move the old classes' statistics by f's drift over the experience: the mean shift of the
-        new images near each (drift_sigma), or the linear map fitted on the new images and the anchors
-        (the anchors alone with ``drift_fit="anchors"``), encoded again by the final f (drift_map)."""
+        """DriftMap (:mod:`.recipe`): move the old classes' statistics by the linear map of f's drift over
+        the experience, fitted on the new images and the anchors, encoded at its start and by the final f.
+        The stored statistics describe features of f as it was; without it they fall behind f."""
         labels = self.memory.labels
         old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
-        if self.config.drift_sigma:
-            shifts = semantic_drift(self.features_at_start, Z_new, self.memory.means[old], self.config.drift_sigma)
-            self.memory.shift_means(labels[old], shifts)
-            return
-        before, after = ([], []) if self.config.drift_fit == "anchors" else ([self.features_at_start], [Z_new])
+        before, after = [self.features_at_start], [Z_new]
         if strategy.replay_plugin.anchors is not None:
             images, _, _, anchors_before = strategy.replay_plugin.anchors
             with strategy.evaluating():
@@ -118,9 +105,9 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
     ``anchors_per_class`` images per old class are decoded from memory prototypes and held fixed (the
     reference code's anchors), with their features under the encoder as it starts: (X_M, Z_M, y_M,
     f_prev(X_M)). Each step then draws :meth:`draw`, from the anchors when there are any, else fresh
-    prototypes: with ``replay_budget="per_step"`` ``replay_ratio`` codes per new image of the batch,
-    ⌈ratio · B / K_old⌉ of each old class (so a step's cost does not grow with the old classes); with
-    ``"per_class"`` ``replay_per_class`` of each (or as many as a new class has in the batch)."""
+    prototypes: ``replay_ratio`` codes per new image of the batch, ⌈ratio · B / K_old⌉ of each old class
+    (so a step's cost does not grow with the old classes), or, with ``replay_ratio=None`` (the paper),
+    as many of each as a new class has in the batch."""
 
     def __init__(self, config: ICTRLConfig):
         super().__init__()
@@ -148,10 +135,10 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
         """The replay of one step whose new batch has labels ``y``; None without old classes."""
         if not (len(strategy.memory) and strategy.masks.old.any()):
             return None
-        if self.config.replay_budget == "per_step":
+        if self.config.replay_ratio is not None:
             per_class = math.ceil(self.config.replay_ratio * len(y) / int(strategy.masks.old.sum()))
         else:
-            per_class = self.config.replay_per_class or math.ceil(len(y) / int(strategy.masks.new.sum()))
+            per_class = math.ceil(len(y) / int(strategy.masks.new.sum()))
         if self.anchors is not None:
             X_M, Z_M, y_M, T_M = self.anchors
             pick = per_class_choice(y_M, per_class, y.device)
@@ -159,23 +146,6 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
         Z_old, y_old = strategy.memory.sample(per_class)
         keep = strategy.masks.old[y_old]
         return Replay(Z_old[keep], y_old[keep])
-
-
-class DistillationPlugin(SupervisedPlugin, supports_distributed=True):
-    """With ``distill_weight`` > 0: at the start of every experience with old classes, a frozen,
-    gradient-free copy f_prev of the encoder (eval mode); the game holds the new batch's features
-    near f_prev's. The copy is kept after the last experience, so it counts as memory."""
-
-    def __init__(self, config: ICTRLConfig):
-        super().__init__()
-        self.config = config
-        self.previous_encoder: nn.Module | None = None
-
-    def before_training_exp(self, strategy, **kwargs):
-        self.previous_encoder = None
-        if self.config.distill_weight and strategy.masks.old.any():
-            self.previous_encoder = copy.deepcopy(strategy.encoder)
-            freeze_everything(self.previous_encoder)
 
 
 def rng_neutral(device):

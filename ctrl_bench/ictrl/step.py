@@ -6,14 +6,11 @@ both players' losses and the step's terms out. No Avalanche, no strategy state: 
     Ẑ, Z_M = f([X̂; X_M])                              one f call: decoded and anchor images
     (with BatchNorm in f: codes from a gradient-free f pass, then Z_new, Ẑ, Z_M = f([X_new; X̂; X_M]))
     T = game_terms([Z_new; Z_old], Ẑ)                 (:mod:`ctrl_bench.game`)
-    encoder loss = C(Σ_old ΔR(Z_j, Ẑ_j)) − S [+ λ Σ_new ΔR(Z_j, Ẑ_j)] + w_a·drift(Z_M) + w_d·drift(Z_new)
-    decoder loss = S + C(Σ_old ΔR(Z_j, Ẑ_j)) + w_p·pixel error
+    S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j),  C = C(Σ_old ΔR(Z_j, Ẑ_j))
+    encoder loss = C − S,   decoder loss = S + C      (:func:`paper_losses`, Tong et al. 2023)
 
-with S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j). The bracketed term is added unless the encoder
-discriminates (the paper's game), which cancels the encoder's share of the new pairwise terms.
-In the decoder's warm-up (``decoder_plays=False``) the decoder's loss is its pixel error alone, and
-with ``warmup_encoder`` the encoder also pays w_p·‖g(Z_new) − X_new‖² through a second decode that
-keeps f's gradient: with one class, S is zero, and this is all f learns before its statistics are kept.
+and then each of the recipe's step parts (:mod:`.recipe`) adds its own terms to these losses, in the
+order they are listed: one mechanism, no branch per departure here.
 """
 
 from __future__ import annotations
@@ -109,22 +106,41 @@ class StepResult:
     terms: dict[str, Tensor] = field(default_factory=dict)
 
 
-def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
-              masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0,
-              previous_encoder: nn.Module | None = None, decoder_grad: bool = True, autocast=nullcontext,
-              gather=no_gather, decoder_plays: bool = True, split_label: int | None = None) -> StepResult:
-    """The losses of one step (see the module docstring). ``multiplier`` is μ (γ for the fixed
-    penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed penalty). ``decoder_grad=False``
-    decodes without gradient (the encoder's own move with alternating updates) and leaves out the pixel
-    term. ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
-    computed in float32 or float64 whatever it is. ``split_label``: the class id of the second half of a
-    lone class (:func:`split_halves`; its id in ``masks`` must be new). ``decoder_plays=False`` (the decoder's warm-up)
-    leaves the decoder its pixel error alone (weighted by ``pixel_weight``, or 1 where that is 0).
+@dataclass
+class Played:
+    """What one step's passes produced, for the losses: the new batch X (labels y, features Z_new and
+    the codes g saw), the decoded images X̂ of the new and replayed codes and their features Ẑ, the
+    anchors' features Z_M (None unless they were passed through f), the replay and the game's terms."""
 
-    ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
-    (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
-    the global batch, so that N processes, each with a shard of the batch and of the replay, compute
-    the loss one process computes on all of it (the identity here: one process)."""
+    X: Tensor
+    Z_new: Tensor
+    X_hat: Tensor
+    Z_anchor: Tensor | None
+    replay: Replay | None
+    terms: object
+    decoder: nn.Module
+    decoder_grad: bool
+    warming_up: bool
+    autocast: object
+    gather: object
+
+
+def paper_losses(terms, masks: ClassMasks, config: ICTRLConfig, multiplier: float, rho: float):
+    """The paper's losses: encoder C − S, decoder S + C, with S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j)
+    (:func:`ctrl_bench.game.shared_objective`) and C the constraint's penalty on Σ_old ΔR(Z_j, Ẑ_j)
+    (γ·c, or μ·c + ρ/2·c² with the augmented Lagrangian). Returns them with the logged terms."""
+    shared = shared_objective(terms, masks.new, config.new_weight)
+    violation = terms.pairwise_sum(masks.old)
+    penalty = constraint_penalty(violation, multiplier, rho)
+    logged = {"rate_reduction_z": terms.rate_reduction_z, "rate_reduction_zhat": terms.rate_reduction_zhat,
+              "pairwise_new": terms.pairwise_sum(masks.new), "constraint_old": violation, "objective": shared}
+    return penalty - shared, shared + penalty, logged
+
+
+def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | None, *, hold_anchors: bool,
+         decoder_grad: bool, autocast) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    """The step's network passes (the module docstring): returns Z_new, the codes g decoded, X̂, Ẑ and
+    the anchors' features (None unless ``hold_anchors``)."""
     joint = normalises_over_the_batch(encoder)
     with autocast():
         if joint:
@@ -133,63 +149,62 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
         else:
             Z_new = encoder(X)
             codes = full_precision(Z_new.detach())  # g's input: constants, as the codes of the replay are
-    old_codes = None if replay is None else replay.codes
-    decode = codes if replay is None else torch.cat([codes, old_codes])
-    anchor_images = None if replay is None else replay.images
-    n, n_codes = len(X), len(decode)
-    hold_anchors = anchor_images is not None and bool(config.anchor_weight)
+    decode = codes if replay is None else torch.cat([codes, replay.codes])
     with autocast():
         with torch.set_grad_enabled(decoder_grad):
             X_hat = decoder(decode)
-        inputs = ([X] if joint else []) + [X_hat.to(X.dtype)] + ([anchor_images] if hold_anchors else [])
+        inputs = ([X] if joint else []) + [X_hat.to(X.dtype)] + ([replay.images] if hold_anchors else [])
         features = encoder(torch.cat(inputs))
     if joint:
-        Z_new, features = features[:n], features[n:]
-    Z_hat, Z_anchor = features[:n_codes], features[n_codes:]
+        Z_new, features = features[:len(X)], features[len(X):]
+    Z_anchor = features[len(decode):] if hold_anchors else None
+    return Z_new, codes, X_hat, features[:len(decode)], Z_anchor
+
+
+def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
+              masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0, parts=(),
+              decoder_grad: bool = True, autocast=nullcontext, gather=no_gather, warming_up: bool = False,
+              split_label: int | None = None) -> StepResult:
+    """The losses of one step (see the module docstring): the paper's, then each of ``parts`` (the
+    recipe's step parts, :func:`.recipe.step_parts`; none: the paper's game) adds its terms.
+    ``multiplier`` is μ (γ for the fixed penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed
+    penalty). ``decoder_grad=False`` decodes without gradient (the encoder's own move with alternating
+    updates). ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
+    computed in float32 or float64 whatever it is. ``split_label``: the class id of the second half of a
+    lone class (:func:`split_halves`; its id in ``masks`` must be new). ``warming_up``: the first
+    experience's warm-up, which a part may read (:class:`.recipe.DecoderWarmup`).
+
+    ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
+    (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
+    the global batch, so that N processes, each with a shard of the batch and of the replay, compute
+    the loss one process computes on all of it (the identity here: one process)."""
+    hold_anchors = replay is not None and replay.images is not None and any(p.holds_anchors for p in parts)
+    Z_new, codes, X_hat, Z_hat, Z_anchor = play(encoder, decoder, X, replay, hold_anchors=hold_anchors,
+                                                decoder_grad=decoder_grad, autocast=autocast)
+    n = len(X)
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
-    Z_all, labels = gather(Z_new), gather(y)
+    Z_all, labels, Z_hat_all = gather(Z_new), gather(y), gather(Z_hat[:n])
     if split_label is not None:
         labels = split_halves(gather(codes), labels, split_label)
-    Z_hat_all = gather(Z_hat[:n])
     if replay is not None:
-        Z_all, labels = torch.cat([Z_all, gather(old_codes)]), torch.cat([labels, gather(replay.labels)])
+        Z_all, labels = torch.cat([Z_all, gather(replay.codes)]), torch.cat([labels, gather(replay.labels)])
         Z_hat_all = torch.cat([Z_hat_all, gather(Z_hat[n:])])
     terms = game_terms(Z_all, Z_hat_all, labels, masks.num_classes, config.eps2)
-    shared = shared_objective(terms, masks.new, config.new_weight)
-    violation = terms.pairwise_sum(masks.old)
-    penalty = constraint_penalty(violation, multiplier, rho)
-    encoder_loss, decoder_loss = penalty - shared, (shared + penalty) if decoder_plays else shared.new_zeros(())
-    pairwise_new = terms.pairwise_sum(masks.new)
-    if not config.encoder_discriminates:
-        # Maximising Σ_new ΔR(Z_j, Ẑ_j) turns f into a real-vs-decoded discriminator: features of
-        # real old-class images then leave the subspaces their decodings are held to.
-        encoder_loss = encoder_loss + config.new_weight * pairwise_new
-    logged = {"rate_reduction_z": terms.rate_reduction_z, "rate_reduction_zhat": terms.rate_reduction_zhat,
-              "pairwise_new": pairwise_new, "constraint_old": violation, "objective": shared}
-    if previous_encoder is not None:
-        with torch.no_grad(), autocast():
-            Z_new_before = full_precision(previous_encoder(X))
-        logged["distill_drift"] = gather(per_sample_drift(Z_new, Z_new_before)).mean()
-        encoder_loss = encoder_loss + config.distill_weight * logged["distill_drift"]
-    if hold_anchors:
-        logged["anchor_drift"] = gather(per_sample_drift(Z_anchor, replay.targets)).mean()
-        encoder_loss = encoder_loss + config.anchor_weight * logged["anchor_drift"]
-    # the warm-up's decoder learns from its pixel error alone, so it has one even where the game has none
-    pixel_weight = config.pixel_weight if decoder_plays else (config.pixel_weight or 1.0)
-    if config.warmup_encoder and not decoder_plays:  # f as an autoencoder's encoder: g's error through f
-        with autocast():
-            reconstruction = decoder(Z_new)
-        logged["encoder_pixel_error"] = gather(per_sample_pixel_error(reconstruction, X)).mean()
-        encoder_loss = encoder_loss + pixel_weight * logged["encoder_pixel_error"]
-    if pixel_weight and decoder_grad:
-        errors = per_sample_pixel_error(X_hat[:n], X)
-        if anchor_images is not None:
-            errors = torch.cat([gather(errors), gather(per_sample_pixel_error(X_hat[n:], anchor_images))])
-        else:
-            errors = gather(errors)
-        logged["pixel_error"] = errors.mean()
-        decoder_loss = decoder_loss + pixel_weight * logged["pixel_error"]
+    encoder_loss, decoder_loss, logged = paper_losses(terms, masks, config, multiplier, rho)
+    played = Played(X, Z_new, X_hat, Z_anchor, replay, terms, decoder, decoder_grad, warming_up, autocast, gather)
+    for part in parts:
+        encoder_loss, decoder_loss = part.add(played, encoder_loss, decoder_loss, logged)
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})
+
+
+def pixel_error(played: Played) -> Tensor:
+    """The mean over the new batch and the anchors of ‖g(z_i) − x_i‖² / (C·H·W): g's pixel error on
+    the new images' codes and, with anchors, on the anchors' codes (against the anchor images)."""
+    n, gather = len(played.X), played.gather
+    errors = gather(per_sample_pixel_error(played.X_hat[:n], played.X))
+    if played.replay is not None and played.replay.images is not None:
+        errors = torch.cat([errors, gather(per_sample_pixel_error(played.X_hat[n:], played.replay.images))])
+    return errors.mean()
 
 
 def drawing_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | None, config: ICTRLConfig, *,

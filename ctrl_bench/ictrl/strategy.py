@@ -4,7 +4,8 @@ One fixed-capacity autoencoder (f, g). Each minibatch plays one step of the cons
 (:func:`.step.game_step`) through a two-player update (:mod:`.update`); old classes live only as
 feature statistics (:class:`.plugins.FeatureMemoryPlugin`), replayed through anchors decoded at the
 start of each experience (:class:`.plugins.AnchorReplayPlugin`); classification is nearest
-subspace on features. Every option is a field of :class:`.config.ICTRLConfig`.
+subspace on features. The recipe's parts (:mod:`.recipe`) join the step, the plugins and the
+phases of an experience. Every option is a field of :class:`.config.ICTRLConfig`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import distributed
 from ..rate import rate_reduction
-from .config import EVAL_MB_SIZE, FIELDS, MIN_FIRST_BATCH, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
-from .plugins import AnchorReplayPlugin, DistillationPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
+from .config import EVAL_MB_SIZE, FIELDS, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
+from .plugins import AnchorReplayPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
+from .recipe import DecoderFinish, DecoderWarmup, EncoderRestart, FirstSteps, step_parts
 from .step import ClassMasks, Replay, StepResult, drawing_step, game_step
 from .update import TwoPlayerTemplate
 
@@ -52,17 +54,17 @@ class ICTRL(TwoPlayerTemplate):
         config.check_feature_dim(getattr(encoder, "feature_dim", None))
         self.memory_plugin = FeatureMemoryPlugin(config)
         self.replay_plugin = AnchorReplayPlugin(config)
-        self.distillation_plugin = DistillationPlugin(config)
-        own = [self.memory_plugin, self.replay_plugin, self.distillation_plugin,
-               ExperienceSummaryPlugin(config.images_per_class)]
+        own = [self.memory_plugin, self.replay_plugin, ExperienceSummaryPlugin(config.images_per_class)]
+        own += [EncoderRestart(config)] if config.encoder_restart else []
+        self.parts = step_parts(config)
+        self.warmup, self.finish, self.first_steps = DecoderWarmup(config), DecoderFinish(config), FirstSteps(config)
         model = nn.ModuleDict({"encoder": encoder, "decoder": decoder})
         super().__init__(
             model=model, optimizer=torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas),
             train_mb_size=train_mb_size, train_epochs=train_epochs, eval_mb_size=eval_mb_size, device=device,
             plugins=own + list(plugins or []), evaluator=evaluator, eval_every=eval_every,
         )
-        self.decoder_optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr * config.decoder_lr_scale,
-                                                  betas=config.betas)
+        self.decoder_optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr, betas=config.betas)
         self.multiplier = config.gamma  # μ of the constraint; grows with the augmented Lagrangian
         self.rho = config.rho if config.constraint == "augmented_lagrangian" else 0.0
         self.mixed_precision = (torch.device(device).type == "cuda") if config.mixed_precision is None \
@@ -73,7 +75,6 @@ class ICTRL(TwoPlayerTemplate):
         self.masks: ClassMasks | None = None
         self.aliases: dict[int, int] = {}  # a sub-class's id in memory → its label (lone_class_split)
         self.split_id: int | None = None  # the id of a lone class's second half in this experience
-        self._encoder_base_lr: list[float] = []  # f's learning rate when a warmed-up experience started
         self.last_epoch_terms: dict[str, float] = {}
         self._epoch_sums: dict[str, Tensor] = defaultdict(float)
         self._epoch_index = 0
@@ -99,10 +100,6 @@ class ICTRL(TwoPlayerTemplate):
     def classifier_protocol(self) -> str:
         return self.config.classifier
 
-    @property
-    def previous_encoder(self) -> nn.Module | None:
-        return self.distillation_plugin.previous_encoder
-
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
 
@@ -127,17 +124,9 @@ class ICTRL(TwoPlayerTemplate):
 
     # ------------------------------------------------------------------ Avalanche hooks
     def make_optimizer(self, **kwargs):
-        """Two players, two Adam optimisers built in ``__init__`` (Avalanche's update of one shared
-        optimiser is skipped). ``optimizer_reset`` names the players whose moments start afresh in every
-        experience, as at the first step of a run; the others keep theirs (the reference code). With
-        ``later_lr_scale`` ≠ 1, f's learning rate is set to ``lr`` times it once the memory holds a class."""
-        players = {"encoder": (self.optimizer,), "both": (self.optimizer, self.decoder_optimizer), "none": ()}
-        for optimizer in players[self.config.optimizer_reset]:
-            optimizer.state.clear()
-        if self.config.later_lr_scale != 1.0:
-            scale = self.config.later_lr_scale if len(self.memory) else 1.0
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * scale
+        """Two players, two Adam optimisers built in ``__init__``, their moments kept across experiences
+        (the reference code; :class:`.recipe.EncoderRestart` resets f's): Avalanche's update of one
+        shared optimiser is skipped."""
 
     def make_train_dataloader(self, **kwargs):
         """Avalanche's loader; in a distributed run, this process's shard of every batch instead: a
@@ -174,15 +163,10 @@ class ICTRL(TwoPlayerTemplate):
         super()._before_training_exp(**kwargs)  # the loader, then the plugins: memory to the device, anchors, f_prev
 
     def _experience_batch(self, n_images: int) -> int:
-        """The batch of the experience about to train: ``batch_size``, except in the first experience
-        (nothing in memory yet), which gets at least ``first_steps`` steps: its batch shrinks to
-        ⌊n_images · epochs / first_steps⌋, not below MIN_FIRST_BATCH (in a distributed run, a multiple of
-        the process count)."""
-        if len(self.memory) or not self.config.first_steps:
-            return self.batch_size
-        fits = max(MIN_FIRST_BATCH, n_images * self.train_epochs // self.config.first_steps)
-        batch = min(self.batch_size, fits)
-        if distributed.active():
+        """The batch of the experience about to train: ``batch_size``, or the first experience's
+        (:class:`.recipe.FirstSteps`; in a distributed run, a multiple of the process count)."""
+        batch = self.first_steps.batch(self.batch_size, n_images, self.train_epochs, first=not len(self.memory))
+        if batch != self.batch_size and distributed.active():
             batch = max(get_world_size(), batch - batch % get_world_size())
         return batch
 
@@ -191,22 +175,10 @@ class ICTRL(TwoPlayerTemplate):
         mask[list(classes)] = True
         return mask
 
-    def _set_encoder_lr(self) -> None:
-        """``encoder_lr_warmup`` = N: at the k-th step (k < N) of a later experience f's learning rate is
-        min(1, (k + 1) / N) times the one it had when the experience started; otherwise it is left alone."""
-        warmup, k = self.config.encoder_lr_warmup, self.clock.train_exp_iterations
-        if not (warmup and len(self.memory)) or k >= warmup:
-            return
-        if k == 0:
-            self._encoder_base_lr = [group["lr"] for group in self.optimizer.param_groups]
-        for group, base in zip(self.optimizer.param_groups, self._encoder_base_lr):
-            group["lr"] = base * min(1.0, (k + 1) / warmup)
-
     def _encoder_update(self, **kwargs):
         """The encoder's move: with ``alternate``, on its own forward with X̂ decoded without
         gradient; else the step's one forward gives both players' gradients, and the encoder steps.
         While the encoder holds (``decoder_finish``) only the decoder's gradient is taken."""
-        self._set_encoder_lr()
         self.optimizer.zero_grad(set_to_none=True)
         self.decoder_optimizer.zero_grad(set_to_none=True)
         holds = self._encoder_holds()
@@ -244,19 +216,15 @@ class ICTRL(TwoPlayerTemplate):
             return drawing_step(self.encoder, self.decoder, self.mb_x, replay, self.config, autocast=self._autocast,
                                 gather=distributed.gather)
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
-                         self.multiplier, rho=self.rho, previous_encoder=self.previous_encoder,
-                         decoder_grad=decoder_grad, autocast=self._autocast, gather=distributed.gather,
-                         decoder_plays=not self._decoder_warming_up(), split_label=self.split_id)
+                         self.multiplier, rho=self.rho, parts=self.parts, decoder_grad=decoder_grad,
+                         autocast=self._autocast, gather=distributed.gather, warming_up=self._decoder_warming_up(),
+                         split_label=self.split_id)
 
     def _decoder_warming_up(self) -> bool:
-        """In the first ``decoder_warmup`` of the first experience's epochs the decoder only learns to draw."""
-        first = not len(self.memory)
-        return first and self.clock.train_exp_epochs < self.config.decoder_warmup * self.train_epochs
+        return self.warmup.active(self)
 
     def _encoder_holds(self) -> bool:
-        """In the last ``decoder_finish`` of a later experience's epochs the encoder holds still."""
-        later = bool(len(self.memory))
-        return later and self.clock.train_exp_epochs >= (1 - self.config.decoder_finish) * self.train_epochs
+        return self.finish.active(self)
 
     @property
     def step_phase(self) -> str:
