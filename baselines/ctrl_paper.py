@@ -13,9 +13,8 @@ from . import ctrl
 from .ctrl import BACKBONES, DECODES_MEMORY, DISTRIBUTED  # noqa: F401
 from .ctrl import memory_budget, memory_floats, oracle, record_fields  # noqa: F401
 
-# option → the paper's value, for every departure that has one (drift_fit has none: it only says what
-# drift_map fits, and the paper's drift_map is 0)
-PAPER_VALUES = {name: FIELDS[name].metadata["paper"] for name in RETENTION if "paper" in FIELDS[name].metadata}
+# option → the paper's value, for every departure
+PAPER_VALUES = {name: FIELDS[name].metadata["paper"] for name in RETENTION}
 OPTIONS = {name: text for name, text in ctrl.OPTIONS.items() if name not in RETENTION}
 SEARCH_SPACE = {name: space for name, space in ctrl.SEARCH_SPACE.items() if name not in RETENTION}
 

@@ -21,7 +21,7 @@ subspaces: means near 0 and far from aligned, each class spread over many direct
 
     python benchmarks/class_geometry.py                                  # mnist_5k, 10 splits, 4 experiences
     python benchmarks/class_geometry.py --n-experiences 5 --experiences 3
-    python benchmarks/class_geometry.py --experiences 10 --option drift_sigma=0.3 --option drift_map=0
+    python benchmarks/class_geometry.py --experiences 10 --option drift_map=0   # the statistics left as stored
 """
 
 from __future__ import annotations

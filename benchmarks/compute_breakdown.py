@@ -35,7 +35,7 @@ a harness run; its few large operations make the overhead small.
 **Parts of a step.** In a labelled step every boundary between parts reads the clock and the
 counter, and the time and FLOPs since the last boundary go to the part that was running (parts
 nest; each is charged only its own share, so the parts add up to the step). Parts: each network
-pass (forward hooks on f, g, the frozen f_prev, or the classifier), told apart by its input: f on
+pass (forward hooks on f, g, or the classifier), told apart by its input: f on
 the new images; g on the codes of the new images and the replayed codes (one call; its rows are
 shown); f on the decoded images and the anchors (one call); the rate terms (``game_terms``: Gram
 matrices and batched Cholesky log-dets); the backward passes (``torch.autograd.grad`` for f's loss
@@ -356,8 +356,6 @@ class Instruments:
                        when=p.in_upkeep)
             start = "set-up: f on the experience's images (the drift map's start)"
             self._wrap(strategy.memory_plugin, "before_training_exp", start, when=p.in_upkeep)
-            self._wrap(strategy.distillation_plugin, "before_training_exp", "set-up: frozen copy of f",
-                       when=p.in_upkeep)
             self._wrap(strategy, "features", lambda *a, **k: start if p.window == "setup"
                        else "after: f on the experience's images (the memory's input)", when=p.in_upkeep)
             self._wrap(strategy.memory_plugin, "_follow_drift",
@@ -376,8 +374,6 @@ class Instruments:
     def _encoder_label(self, module, args) -> str | None:
         s, X = self.strategy, args[0]
         grad = "" if torch.is_grad_enabled() else " (no grad)"
-        if module is not s.encoder:
-            return "f_prev on the new images (distillation)"
         if X is s.mb_x:
             label = f"f on the new images{grad}"
             self.p.note_rows(label, f"{len(X)}")

@@ -8,7 +8,7 @@ on its real training images with the final f (an oracle: was the class forgotten
 memory?).
 
     python benchmarks/lone_class_drift.py --data-seed 4
-    python benchmarks/lone_class_drift.py --data-seed 4 --option optimizer_reset=none   # Adam's moments kept
+    python benchmarks/lone_class_drift.py --data-seed 4 --option encoder_restart=0   # Adam's moments kept
 """
 
 import argparse

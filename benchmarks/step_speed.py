@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seconds per i-CTRL game step on this machine: one forward of the game (:func:`game_step`) and both
-players' gradients, the tiny CRATE pair at its defaults, a new batch of one class, a replay of half a
-batch spread over the old classes, for a few numbers of class ids and old classes. Prints the median
-of ``--repeats`` rounds.
+players' gradients, the tiny CRATE pair at its defaults (the recipe's step parts on, as the strategy
+plays them), a new batch of one class, a replay of half a batch spread over the old classes, for a few
+numbers of class ids and old classes. Prints the median of ``--repeats`` rounds.
 
     python benchmarks/step_speed.py --threads 1
     PYTHONPATH=/path/to/an/older/checkout python benchmarks/step_speed.py --threads 1   # the same, older code
@@ -19,6 +19,11 @@ from ctrl_bench import build_autoencoder
 from ctrl_bench.ictrl.config import ICTRLConfig
 from ctrl_bench.ictrl.step import ClassMasks, Replay, game_step
 
+try:
+    from ctrl_bench.ictrl.recipe import step_parts
+except ImportError:  # an older checkout (PYTHONPATH): its game_step reads the recipe's terms from the config
+    step_parts = None
+
 CASES = ((11, 5), (40, 7), (40, 30))  # (class ids, old classes): MNIST in 10 splits; 40 classes early and late
 
 
@@ -32,9 +37,10 @@ def step_seconds(num_classes: int, n_old: int, batch: int, repeats: int) -> floa
     new, old = torch.zeros(num_classes, dtype=torch.bool), torch.zeros(num_classes, dtype=torch.bool)
     new[n_old], old[:n_old] = True, True
     config = ICTRLConfig()
+    parts = {"parts": step_parts(config)} if step_parts else {}
 
     def step():
-        result = game_step(f, g, X, y, replay, ClassMasks(new, old), config, 1.0)
+        result = game_step(f, g, X, y, replay, ClassMasks(new, old), config, 1.0, **parts)
         torch.autograd.grad(result.encoder_loss, list(f.parameters()), retain_graph=True)
         torch.autograd.grad(result.decoder_loss, list(g.parameters()))
 

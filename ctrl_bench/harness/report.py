@@ -7,7 +7,9 @@ method's current code (:func:`.provenance.code_version`) says so. ``ctrl-bench r
 renders nothing to disk and exits 1 when README.md or docs/results.md (or a figure) differs from
 what would be rendered, so a number edited by hand fails the tests. A figure is redrawn only when
 the numbers it draws change (their hash is kept in the PNG), so that rendering on another machine
-or with another matplotlib rewrites no figure.
+or with another matplotlib rewrites no figure. Any other Markdown file under docs/ may hold marker
+pairs ``<!-- table:NAME:begin -->`` … ``<!-- table:NAME:end -->``, between which the render puts a compact
+table of stored table NAME (:func:`compact_table`), and ``--check`` checks those files too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -43,6 +46,8 @@ FIGURE_KINDS = ("memory", "accuracy", "flops")
 # version) redraws nothing.
 DRAWN = ("method", "seed", "oracle", "memory_images", "cell_epochs", "last_accuracy", "memory_floats", "train_flops",
          "seen_accuracy", "experience_sizes")
+# A table's markers in any other doc under docs/: <!-- table:NAME:begin --> ... <!-- table:NAME:end -->.
+TABLE_MARKER = re.compile(r"<!-- table:([A-Za-z0-9_.-]+):(begin|end) -->")
 OLDER_CODE = "older code"  # a row's mark when its method's code changed since its records were made
 # Columns docs/results.md shows when any record of a table has the field: field → header.
 EXTRA_COLUMNS = {"learning_accuracy": "Learning accuracy", "min_accuracy": "Min accuracy",
@@ -418,6 +423,79 @@ def splice(readme: str, section: str) -> str:
     return head + section + rest.split(END, 1)[1]
 
 
+# ---------------------------------------------------------------- compact tables in other docs
+def compact_table(name: str, table: dict, link: str) -> list[str]:
+    """A compact table of stored table ``name``: one row per (scenario, row label) with Last, learning
+    accuracy, forgetting and the seeds, then a line saying where it comes from (``link``: docs/results.md
+    relative to the doc that shows it)."""
+    lines = ["| scenario | row | Last | learning accuracy | forgetting | seeds |", "|---|---|---|---|---|---|"]
+    table_seeds = {r["seed"] for r in table["records"]}
+    for scenario, rows in grouped(table).items():
+        for label, (entry, runs) in rows.items():
+            shown = row_label(label, entry, runs, table_seeds, older_code(runs))
+            seeds = seeds_text(r["seed"] for r in runs).split(" ", 1)[1]
+            cells = [scenario, shown, pm(stat(runs, "last_accuracy")), pm(stat(runs, "learning_accuracy")),
+                     pm(stat(runs, "forgetting")), seeds]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", f"Rendered by `ctrl-bench report` from `results/{name}.json`; its commands are in "
+                        f"[results.md]({link})."]
+
+
+def table_block(name: str, tables: dict, link: str) -> str:
+    """What goes between a doc's markers of table ``name``: its compact table, or a line saying that no
+    such table is stored."""
+    if name not in tables:
+        return f"No table `{name}` is stored yet."
+    return "\n".join(compact_table(name, tables[name], link))
+
+
+def marker_pairs(text: str, where: str) -> list[tuple[str, int, int]]:
+    """(table name, end of its begin marker, start of its end marker) of every marker pair in ``text``;
+    StoreError naming ``where`` and the table when a begin marker lacks its end marker or the reverse."""
+    pairs, open_name, open_at = [], None, 0
+    for match in TABLE_MARKER.finditer(text):
+        name, kind = match.groups()
+        if open_name is None and kind == "begin":
+            open_name, open_at = name, match.end()
+        elif open_name == name and kind == "end":
+            pairs.append((name, open_at, match.start()))
+            open_name = None
+        else:
+            unmatched = open_name or name
+            raise StoreError(f"{where}: the markers of table {unmatched!r} do not pair: each <!-- table:NAME:begin "
+                             "--> needs its <!-- table:NAME:end --> after it, before any other marker")
+    if open_name is not None:
+        raise StoreError(f"{where}: <!-- table:{open_name}:begin --> has no <!-- table:{open_name}:end --> after it")
+    return pairs
+
+
+def fill_tables(text: str, where: str, tables: dict, link: str) -> str:
+    """``text`` with each marker pair's table rendered between its markers (:func:`table_block`)."""
+    parts, last = [], 0
+    for name, start, end in marker_pairs(text, where):
+        parts += [text[last:start], "\n", table_block(name, tables, link), "\n"]
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def marked_docs(root: str, tables: dict) -> dict[str, str]:
+    """{path: rendered text} of every Markdown file under docs/ but docs/results.md that holds a table
+    marker, each with its tables filled in."""
+    texts, results_doc_path = {}, os.path.normpath(os.path.join(root, RESULTS_DOC))
+    for folder, dirs, files in os.walk(os.path.join(root, "docs")):
+        dirs.sort()
+        for file in sorted(f for f in files if f.endswith(".md")):
+            path = os.path.join(folder, file)
+            if os.path.normpath(path) == results_doc_path:
+                continue
+            with open(path) as fh:
+                text = fh.read()
+            if TABLE_MARKER.search(text):
+                link = os.path.relpath(results_doc_path, os.path.dirname(os.path.normpath(path))).replace(os.sep, "/")
+                texts[path] = fill_tables(text, os.path.relpath(path, root), tables, link)
+    return texts
+
+
 # ---------------------------------------------------------------- render and check
 def render_figures(root: str, tables: dict, check: bool, redraw: bool) -> tuple[dict[str, str], list[str]]:
     """({file name: path} of the figures the documents show, the paths that differed). A figure is
@@ -446,14 +524,16 @@ def render_figures(root: str, tables: dict, check: bool, redraw: bool) -> tuple[
 
 
 def render(root: str, check: bool = False, redraw: bool = False) -> list[str]:
-    """Render the README's results section, docs/results.md and their figures from ``root``'s store;
-    write them unless ``check``; return the paths that differed from the render."""
+    """Render the README's results section, docs/results.md, their figures and the marked tables of the
+    other docs (:func:`marked_docs`) from ``root``'s store; write them unless ``check``; return the paths
+    that differed from the render."""
     tables = load_tables(root)
     figures, differ = render_figures(root, tables, check, redraw)
     readme_path, doc_path = os.path.join(root, README), os.path.join(root, RESULTS_DOC)
     with open(readme_path) as fh:
         readme = fh.read()
-    texts = {readme_path: splice(readme, readme_section(tables, figures)), doc_path: results_doc(tables, figures)}
+    texts = {readme_path: splice(readme, readme_section(tables, figures)), doc_path: results_doc(tables, figures),
+             **marked_docs(root, tables)}
     for path, text in texts.items():
         old = open(path).read() if os.path.exists(path) else None
         if old != text:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ctrl_bench.limits import FLOAT32_MAX, INT64_MAX
 
 CONSTRAINT_MODES = ("penalty", "augmented_lagrangian")
+ENCODER_LOSSES = ("game", "no_discrimination", "real")
 CLASSIFIER_PROTOCOLS = {
     "memory": "memory-only (nearest subspace built from the stored feature statistics)",
     "paper": "paper protocol (nearest subspace fitted on features of the real training images of every seen class)",
@@ -111,9 +112,11 @@ class ICTRLConfig:
     lone_class_split: bool = option(True, "LoneClassSplit: a class learnt alone is seen by the rate terms, and stored, "
                                           "as two halves split along its first principal direction", paper=False,
                                     departure=True)
-    encoder_discriminates: bool = option(False, "NoDiscrimination when false: f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j) "
-                                                "(the paper's f does, learning to tell real images from their "
-                                                "decodings)", paper=True, departure=True)
+    encoder_loss: str = option("no_discrimination", "game: f plays C − S (the paper); no_discrimination: "
+                                                  "NoDiscrimination, f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j); real: "
+                                                  "RealFeatures, f maximises ΔR(Z) of the real features and replayed "
+                                                  "codes alone, no term of the decoded images", paper="game",
+                               departure=True)
     anchors_per_class: int = option(128, "AnchorHold: old-class images decoded from memory at the start of each "
                                          "experience and held fixed, replayed in its steps (0: none)", paper=0,
                                     departure=True)
@@ -152,7 +155,8 @@ class ICTRLConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")
-        for name, choices in (("constraint", CONSTRAINT_MODES), ("classifier", CLASSIFIER_PROTOCOLS)):
+        for name, choices in (("constraint", CONSTRAINT_MODES), ("classifier", CLASSIFIER_PROTOCOLS),
+                              ("encoder_loss", ENCODER_LOSSES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
         for name in ("encoder_steps", "n_directions", "n_prototypes", "images_per_class"):

@@ -19,6 +19,15 @@ from .config import ICTRLConfig
 from .step import Replay, split_halves
 
 
+def unexplained_drift(before: Tensor, after: Tensor, labels: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
+    """Per class of ``labels``, the variance per dimension of the drift the map W leaves unexplained:
+    mean_i∈c ‖z'_i − z_i W‖² / d over its rows (z = ``before``, z' = ``after``). Returns (classes, variances)."""
+    errors = (after.double() - before.double() @ W.double()).pow(2).sum(1) / before.shape[1]
+    classes, index = torch.unique(labels, return_inverse=True)
+    totals = torch.zeros(len(classes), dtype=torch.float64, device=errors.device).index_add_(0, index, errors)
+    return classes, totals / torch.bincount(index, minlength=len(classes))
+
+
 def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
     """Indices of ``per_class`` random entries of every class in ``y`` (with replacement if short)."""
     picks = []
@@ -77,12 +86,13 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         labels = self.memory.labels
         old = ~torch.isin(labels, torch.tensor(sorted(current), device=labels.device))
         before, after = [self.features_at_start], [Z_new]
-        if strategy.replay_plugin.anchors is not None:
-            images, _, _, anchors_before = strategy.replay_plugin.anchors
+        anchors = strategy.replay_plugin.anchors
+        if anchors is not None:
             with strategy.evaluating():
-                after.append(strategy.encode(images))
-            before.append(anchors_before)
-        self.memory.map_classes(labels[old], drift_map(torch.cat(before), torch.cat(after), self.config.drift_map))
+                after.append(strategy.encode(anchors[0]))
+            before.append(anchors[3])
+        W = drift_map(torch.cat(before), torch.cat(after), self.config.drift_map)
+        self.memory.map_classes(labels[old], W)
 
     def fit_from_memory(self) -> None:
         """The memory-only classifier: every stored class's mean, its first n_components directions,
@@ -105,9 +115,9 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
     ``anchors_per_class`` images per old class are decoded from memory prototypes and held fixed (the
     reference code's anchors), with their features under the encoder as it starts: (X_M, Z_M, y_M,
     f_prev(X_M)). Each step then draws :meth:`draw`, from the anchors when there are any, else fresh
-    prototypes: ``replay_ratio`` codes per new image of the batch, ⌈ratio · B / K_old⌉ of each old class
-    (so a step's cost does not grow with the old classes), or, with ``replay_ratio=None`` (the paper),
-    as many of each as a new class has in the batch."""
+    prototypes: round(``replay_ratio`` · B) codes for a batch of B new images, spread evenly over the
+    old classes (so a step's cost does not grow with their number), or, with ``replay_ratio=None``
+    (the paper), as many of each old class as a new class has in the batch."""
 
     def __init__(self, config: ICTRLConfig):
         super().__init__()
@@ -135,17 +145,32 @@ class AnchorReplayPlugin(SupervisedPlugin, supports_distributed=True):
         """The replay of one step whose new batch has labels ``y``; None without old classes."""
         if not (len(strategy.memory) and strategy.masks.old.any()):
             return None
-        if self.config.replay_ratio is not None:
-            per_class = math.ceil(self.config.replay_ratio * len(y) / int(strategy.masks.old.sum()))
+        total = replay_count(self.config.replay_ratio, len(y))
+        if total is not None:
+            per_class = math.ceil(total / int(strategy.masks.old.sum()))
         else:
             per_class = math.ceil(len(y) / int(strategy.masks.new.sum()))
         if self.anchors is not None:
             X_M, Z_M, y_M, T_M = self.anchors
-            pick = per_class_choice(y_M, per_class, y.device)
+            pick = keep_total(per_class_choice(y_M, per_class, y.device), total)
             return Replay(Z_M[pick], y_M[pick], X_M[pick], T_M[pick])
         Z_old, y_old = strategy.memory.sample(per_class)
-        keep = strategy.masks.old[y_old]
-        return Replay(Z_old[keep], y_old[keep])
+        pick = keep_total(strategy.masks.old[y_old].nonzero().squeeze(1), total)
+        return Replay(Z_old[pick], y_old[pick])
+
+
+def replay_count(ratio: float | None, batch: int) -> int | None:
+    """The replayed codes of a step with ``batch`` new images: round(ratio · batch), at least 1,
+    whatever the number of old classes (None with the paper's per-class replay)."""
+    return None if ratio is None else max(1, round(ratio * batch))
+
+
+def keep_total(picks: Tensor, total: int | None) -> Tensor:
+    """``total`` of ``picks`` at random (all of them where ``total`` is None or not smaller): the
+    ⌈total / K⌉ drawn of each of K classes, cut to exactly ``total``."""
+    if total is None or total >= len(picks):
+        return picks
+    return picks[torch.randperm(len(picks), device=picks.device)[:total]]
 
 
 def rng_neutral(device):

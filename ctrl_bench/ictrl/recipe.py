@@ -17,6 +17,7 @@ its classifier, where the paper's counterparts live: LoneClassSplit (:mod:`.stra
 from __future__ import annotations
 
 from avalanche.core import SupervisedPlugin
+from ..rate import rate_reduction
 from .config import MIN_FIRST_BATCH, ICTRLConfig
 from .step import Played, per_sample_drift, per_sample_pixel_error, pixel_error
 
@@ -30,13 +31,33 @@ class NoDiscrimination:
 
     @staticmethod
     def enabled(config: ICTRLConfig) -> bool:
-        return not config.encoder_discriminates
+        return config.encoder_loss == "no_discrimination"
 
     def __init__(self, config: ICTRLConfig):
         self.weight = config.new_weight
 
     def add(self, played: Played, encoder_loss, decoder_loss, logged):
         return encoder_loss + self.weight * logged["pairwise_new"], decoder_loss
+
+
+class RealFeatures:
+    """f's loss takes no term of the decoded images: it maximises ΔR(Z | y) of the real features and
+    the replayed codes (MCR² with the old classes as fixed rows), held by the anchors; the closed loop
+    (ΔR(Ẑ), the pairwise terms, the constraint) trains g alone. f's backward pass then skips its pass
+    over the decoded images."""
+
+    holds_anchors = False
+
+    @staticmethod
+    def enabled(config: ICTRLConfig) -> bool:
+        return config.encoder_loss == "real"
+
+    def __init__(self, config: ICTRLConfig):
+        self.eps2 = config.eps2
+
+    def add(self, played: Played, encoder_loss, decoder_loss, logged):
+        num_classes = int(played.labels.max()) + 1
+        return -rate_reduction(played.Z_all, played.labels, self.eps2, num_classes), decoder_loss
 
 
 class AnchorHold:
@@ -170,13 +191,13 @@ class EncoderRestart(SupervisedPlugin, supports_distributed=True):
 
 
 # Every part, with the option whose paper value turns it off (docs/ictrl.md's ablation has a row each).
-RECIPE = {"NoDiscrimination": "encoder_discriminates", "AnchorHold": "anchors_per_class",
+RECIPE = {"NoDiscrimination": "encoder_loss", "RealFeatures": "encoder_loss", "AnchorHold": "anchors_per_class",
           "PixelError": "pixel_weight", "DecoderWarmup": "decoder_warmup", "DecoderFinish": "decoder_finish",
           "FirstSteps": "first_steps", "EncoderRestart": "encoder_restart", "LoneClassSplit": "lone_class_split",
           "DriftMap": "drift_map", "ClassLikelihood": "class_spread"}
 
 
-STEP_PARTS = (NoDiscrimination, AnchorHold, PixelError, DecoderWarmup)  # in the order they add their terms
+STEP_PARTS = (NoDiscrimination, RealFeatures, AnchorHold, PixelError, DecoderWarmup)  # in the order they add their terms
 
 
 def step_parts(config: ICTRLConfig) -> tuple:

@@ -70,7 +70,7 @@ def test_a_tuned_json_holding_an_overflowing_value_is_refused(tiny_npz, tmp_path
     ("ctrl.drift_map=abc", "ctrl.drift_map must be a number, got 'abc'"),
     ("ctrl.gamma=1e300", "ctrl.gamma must be at most 3.403e+38 in size (a float32), got 1e+300"),
     ("ctrl.n_directions=2.5", "ctrl.n_directions must be an integer, got 2.5"),
-    ("ctrl.review=3", "ctrl.review must be true or false, got 3"),
+    ("ctrl.class_spread=3", "ctrl.class_spread must be true or false, got 3"),
     ("ctrl.constraint=4", "ctrl.constraint must be a word, got 4"),
 ])
 def test_a_ctrl_option_of_the_wrong_kind_is_named(tiny_npz, tmp_path, capsys, option, message):

@@ -187,3 +187,65 @@ def test_one_headline_at_a_time(tmp_path):
 def test_numbers_as_the_tables_print_them(value, shown):
     assert report.pm(value) == shown
     assert report.seeds_text([0, 1, 2, 3, 4]) == "seeds 0–4" and report.seeds_text([0, 2]) == "seeds 0 2"
+
+
+# ---------------------------------------------------------------- a stored table's markers in another doc
+GUIDE = "# Guide\n\nBefore.\n\n<!-- table:ablation:begin -->\nedited by hand\n<!-- table:ablation:end -->\n\nAfter.\n"
+
+
+def between(text: str, name: str) -> str:
+    return text.split(f"<!-- table:{name}:begin -->")[1].split(f"<!-- table:{name}:end -->")[0]
+
+
+def test_a_doc_with_a_tables_markers_gets_its_compact_table(tmp_path):
+    """Known numbers: ctrl over seeds 0 1, der of older code without a learning accuracy, and a named
+    row of one seed; a doc in a subfolder links results.md from where it is."""
+    root = checkout(tmp_path)
+    records = [{**record("ctrl", s, 0.90 + 0.02 * s), "learning_accuracy": 0.95 + 0.01 * s} for s in range(2)]
+    records += [record("der", s, 0.93, code="0" * 16, memory=500) for s in range(2)]
+    assert report.main(["add", "ablation", str(runs_folder(tmp_path / "all", records)), "--root", str(root),
+                        "--no-figures"]) == 0
+    without = runs_folder(tmp_path / "without", [{**record("ctrl", 0, 0.7), "learning_accuracy": 0.8}])
+    assert report.main(["add", "ablation", str(without), "--root", str(root), "--variant", "without anchors"]) == 0
+    guide, nested = root / "docs" / "guide.md", root / "docs" / "notes" / "nested.md"
+    nested.parent.mkdir()
+    guide.write_text(GUIDE)
+    nested.write_text(GUIDE)
+    assert report.main(["--root", str(root)]) == 0
+    guide.write_text(GUIDE)  # as a hand edit leaves it
+    assert str(guide) in report.render(str(root), check=True) and guide.read_text() == GUIDE
+    assert report.render(str(root)) == [str(guide)]
+    assert report.render(str(root), check=True) == []
+    text = guide.read_text()
+    assert text.startswith("# Guide\n\nBefore.\n\n") and text.endswith("\n\nAfter.\n") and "by hand" not in text
+    assert between(text, "ablation").splitlines() == [
+        "", "| scenario | row | Last | learning accuracy | forgetting | seeds |", "|---|---|---|---|---|---|",
+        "| tiny-2 | ctrl | 0.910 ± 0.010 | 0.955 ± 0.005 | 0.105 ± 0.005 | 0 1 |",
+        "| tiny-2 | ctrl [without anchors] [seed 0] | 0.700 | 0.800 | 0.100 | 0 |",
+        f"| tiny-2 | der (500 images) [{report.OLDER_CODE}] | 0.930 ± 0.000 | – | 0.105 ± 0.005 | 0 1 |", "",
+        "Rendered by `ctrl-bench report` from `results/ablation.json`; its commands are in [results.md](results.md)."]
+    assert "its commands are in [results.md](../results.md).\n" in between(nested.read_text(), "ablation")
+    doc = (root / "docs" / "results.md").read_text()  # rows in the order docs/results.md has them
+    assert doc.index("| ctrl |") < doc.index("| ctrl [without anchors] [seed 0] |") < doc.index("| der (500 images)")
+    assert "<!-- table:" not in doc
+
+
+def test_a_doc_naming_a_table_not_stored_says_so(tmp_path):
+    root = checkout(tmp_path)
+    doc = root / "docs" / "guide.md"
+    doc.write_text(GUIDE.replace("ablation", "later"))
+    assert str(doc) in report.render(str(root))
+    assert between(doc.read_text(), "later") == "\nNo table `later` is stored yet.\n"
+    assert report.render(str(root), check=True) == []
+
+
+@pytest.mark.parametrize("markers", ["<!-- table:lonely:begin -->\n", "<!-- table:lonely:end -->\n",
+                                     "<!-- table:lonely:begin -->\n<!-- table:other:end -->\n",
+                                     "<!-- table:lonely:begin -->\n<!-- table:lonely:begin -->\n"])
+def test_an_unmatched_table_marker_is_refused(tmp_path, markers, capsys):
+    root = checkout(tmp_path)
+    (root / "docs" / "guide.md").write_text(f"# Guide\n\n{markers}")
+    with pytest.raises(store.StoreError, match=r"docs/guide\.md.*lonely"):
+        report.render(str(root), check=True)
+    assert report.main(["--root", str(root), "--check"]) == 1
+    assert "guide.md" in capsys.readouterr().err

@@ -23,10 +23,10 @@ def context(image_shape=(1, 28, 28), n_classes=4, **changes) -> MethodContext:
     return dataclasses.replace(ctx, **changes)
 
 
-def test_every_departure_has_the_papers_value_but_drift_fit_which_only_matters_with_the_map():
+def test_every_departure_has_the_papers_value():
     paper = get_method("ctrl_paper").PAPER_VALUES
-    assert set(RETENTION) - set(paper) == {"drift_fit"} and paper["drift_map"] == 0.0
-    assert paper == {name: FIELDS[name].metadata["paper"] for name in RETENTION if name != "drift_fit"}
+    assert set(paper) == set(RETENTION) and paper["drift_map"] == 0.0 and paper["encoder_restart"] == 0
+    assert paper == {name: FIELDS[name].metadata["paper"] for name in RETENTION}
 
 
 def test_ctrl_paper_builds_ctrl_with_every_departure_at_the_papers_value():
@@ -46,7 +46,7 @@ def test_ctrl_paper_keeps_ctrls_presets_but_not_their_departures():
     assert method_preset("ctrl_paper", "paper", "mnist", "conv")["init"] == "dcgan"
 
 
-@pytest.mark.parametrize("name, value", [("pixel_weight", 300.0), ("anchors_per_class", 128), ("drift_fit", "anchors")])
+@pytest.mark.parametrize("name, value", [("pixel_weight", 300.0), ("anchors_per_class", 128), ("encoder_restart", 10)])
 def test_a_departure_is_refused_with_the_way_to_run_it(name, value):
     with pytest.raises(MethodError, match=rf"ctrl_paper\.{name} is a departure .* run ctrl with --option ctrl\.{name}"):
         check_options("ctrl_paper", {name: value})

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from ctrl_bench import distributed
 from ctrl_bench.autoencoder import build_autoencoder
 from ctrl_bench.ictrl import ClassMasks, ICTRLConfig, Replay, game_step
+from ctrl_bench.ictrl.recipe import step_parts
 from helpers import record_file
 
 WORLD = 2
@@ -36,15 +37,16 @@ def batch():
     return X, y, anchors, ClassMasks(masks[0], masks[1])
 
 
-CONFIG = ICTRLConfig(anchor_weight=1000.0, pixel_weight=100.0, distill_weight=10.0)
+CONFIG = ICTRLConfig(anchor_weight=1000.0, pixel_weight=100.0)
 
 
 def step(f, g, X, y, anchors, masks, previous, shard=lambda t: t):
-    """Both players' losses and one Adam step each, as ICTRL takes it (gradients averaged over processes)."""
+    """Both players' losses and one Adam step each, as ICTRL takes it (gradients averaged over processes,
+    the recipe's step parts on). ``previous``, f as the experience started, gives the anchors' targets."""
     with torch.no_grad():
         codes, targets = f(anchors), previous(anchors)
     replay = Replay(*(shard(t) for t in (codes, torch.tensor([2, 3] * 4), anchors, targets)))
-    result = game_step(f, g, shard(X), shard(y), replay, masks, CONFIG, 1.0, previous_encoder=previous,
+    result = game_step(f, g, shard(X), shard(y), replay, masks, CONFIG, 1.0, parts=step_parts(CONFIG),
                        gather=distributed.gather)
     for module, loss, retain in ((f, result.encoder_loss, True), (g, result.decoder_loss, False)):
         params = list(module.parameters())

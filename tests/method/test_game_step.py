@@ -10,6 +10,7 @@ from torch import nn
 from ctrl_bench.game import game_terms
 from ctrl_bench.ictrl import PUBLISHED, RETENTION, ClassMasks, ICTRLConfig, Replay, game_step
 from ctrl_bench.ictrl.config import options_table
+from ctrl_bench.ictrl.recipe import step_parts
 from ctrl_bench.ictrl.step import cosine_drift
 
 
@@ -50,7 +51,7 @@ def test_without_old_classes_the_losses_are_the_games_objective(players):
     f, g = players
     X, y = batch()
     config = ICTRLConfig(pixel_weight=0.0)
-    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0)
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=step_parts(config))
     with torch.no_grad():
         Z = f(X)
         terms = game_terms(Z, f(g(Z)), y, 4, config.eps2)
@@ -65,7 +66,8 @@ def test_the_papers_encoder_maximises_the_whole_shared_objective(players):
     f, g = players
     X, y = batch()
     config = ICTRLConfig(**PUBLISHED)
-    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0)
+    assert step_parts(config) == ()  # the paper's values turn every step part off
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=step_parts(config))
     assert result.encoder_loss.item() == pytest.approx(-result.terms["objective"].item())
     assert result.decoder_loss.item() == pytest.approx(result.terms["objective"].item())  # no pixel term
 
@@ -80,7 +82,7 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
         targets = f(images)  # the anchors' features when the experience started: f has not moved
     replay = Replay(codes, torch.tensor([2, 2, 2, 3, 3, 3]), images, targets)
     config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0)
-    result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert result.terms["anchor_drift"].item() == pytest.approx(0.0, abs=1e-12)
     with torch.no_grad():
         Z = torch.cat([f(X), codes])
@@ -93,7 +95,7 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
     # moving f moves the anchors' features off their targets, which the encoder then pays for
     with torch.no_grad():
         f.linear.weight.add_(0.3 * torch.randn_like(f.linear.weight))
-    moved = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    moved = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert moved.terms["anchor_drift"].item() == pytest.approx(cosine_drift(f(images), targets).item())
     assert moved.terms["anchor_drift"] > 0.01
 
@@ -108,9 +110,9 @@ def test_an_encoder_with_batch_statistics_sees_real_decoded_and_anchor_images_in
         replay = Replay(f(images), torch.tensor([2, 2, 2, 3, 3, 3]), images, f(images))
     config = ICTRLConfig(anchor_weight=1000.0)
     # for an encoder that maps each image alone, encoding the new batch once or in the joint call is one function
-    once = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    once = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     monkeypatch.setattr(step, "normalises_over_the_batch", lambda encoder: True)
-    joint = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    joint = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert joint.encoder_loss.item() == pytest.approx(once.encoder_loss.item(), rel=1e-12)
     assert joint.decoder_loss.item() == pytest.approx(once.decoder_loss.item(), rel=1e-12)
     monkeypatch.undo()
@@ -123,21 +125,67 @@ def test_an_encoder_with_batch_statistics_sees_real_decoded_and_anchor_images_in
     with torch.no_grad():
         replay = Replay(encoder(images), replay.labels, images, encoder(images))
     sizes.clear()
-    game_step(encoder, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0)
+    game_step(encoder, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert sizes == [12, 12 + 18 + 6]  # the codes' gradient-free pass, then the one joint call
 
 
 def test_the_encoders_own_move_gives_the_decoder_no_gradient_and_no_pixel_term(players):
     f, g = players
     X, y = batch()
-    result = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, decoder_grad=False)
+    parts = step_parts(ICTRLConfig())
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, decoder_grad=False,
+                       parts=parts)
     assert "pixel_error" not in result.terms
     grads = torch.autograd.grad(result.encoder_loss, list(f.parameters()) + list(g.parameters()), allow_unused=True)
     assert all(g_ is not None for g_ in grads[:2]) and all(g_ is None for g_ in grads[2:])
-    full = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0)
+    full = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, parts=parts)
     assert full.terms["pixel_error"] > 0
     weight = ICTRLConfig().pixel_weight
     assert full.decoder_loss.item() == pytest.approx(full.terms["objective"].item() + weight * full.terms["pixel_error"].item())
+
+
+def test_without_parts_the_step_is_the_papers_game_whatever_the_config(players):
+    """parts=() (the default): encoder C − S, decoder S + C, and none of the recipe's terms, even with
+    a config whose options turn the recipe's parts on (the strategy passes its parts itself)."""
+    f, g = players
+    X, y = batch()
+    images = torch.rand(6, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        replay = Replay(f(images), torch.tensor([2, 2, 2, 3, 3, 3]), images, f(images))
+    result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), ICTRLConfig(), multiplier=5.0)
+    objective, constraint = result.terms["objective"].item(), result.terms["constraint_old"].item()
+    assert result.encoder_loss.item() == pytest.approx(5.0 * constraint - objective)
+    assert result.decoder_loss.item() == pytest.approx(objective + 5.0 * constraint)
+    assert not {"anchor_drift", "pixel_error", "encoder_pixel_error"} & set(result.terms)
+
+
+@pytest.mark.parametrize("pixel_weight", [300.0, 0.0])
+def test_in_the_warm_up_g_learns_its_pixel_error_alone_and_f_pays_it_through_g(players, pixel_weight):
+    """warming_up=True with the recipe's parts (DecoderWarmup): g's loss is w·‖g(f(x)) − x‖² alone
+    (w = pixel_weight, 1 where it is 0); f pays the same error through a decode that keeps its gradient,
+    on top of its game loss; the encoder's own move gives g no loss."""
+    f, g = players
+    X, y = batch()
+    config = ICTRLConfig(pixel_weight=pixel_weight)
+    parts, weight = step_parts(config), pixel_weight or 1.0
+    game = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts)
+    warm = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts, warming_up=True)
+    with torch.no_grad():
+        error = ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean().item()
+    assert warm.terms["pixel_error"].item() == pytest.approx(error)
+    assert warm.terms["encoder_pixel_error"].item() == pytest.approx(error)
+    assert warm.decoder_loss.item() == pytest.approx(weight * error)
+    assert warm.encoder_loss.item() == pytest.approx(game.encoder_loss.item() + weight * error)
+    assert "encoder_pixel_error" not in game.terms
+    # f's gradient of the warm-up's extra term is that of the error through g
+    extra = torch.autograd.grad(warm.encoder_loss - game.encoder_loss, list(f.parameters()))
+    through = torch.autograd.grad(weight * ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean(), list(f.parameters()))
+    for a, b in zip(extra, through):
+        torch.testing.assert_close(a, b)
+    own_move = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts, warming_up=True,
+                         decoder_grad=False)
+    assert own_move.decoder_loss.item() == 0.0 and "pixel_error" not in own_move.terms
+    assert own_move.encoder_loss.item() == pytest.approx(warm.encoder_loss.item())
 
 
 def test_the_step_runs_without_avalanche():
@@ -146,20 +194,21 @@ def test_the_step_runs_without_avalanche():
 
 
 def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
-    assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "decoder_lr_scale": 1.0, "betas": (0.5, 0.999), "new_weight": 10.0,
-                         "gamma": 1.0, "decoder_warmup": 0.0, "first_steps": 0, "warmup_encoder": False, "lone_class_split": False,
-                         "replay_budget": "per_class", "class_spread": False, "alternate": True, "n_directions": 12, "replay_per_class": None,
-                         "encoder_discriminates": True, "anchors_per_class": 0, "anchor_weight": 0.0,
-                         "pixel_weight": 0.0, "distill_weight": 0.0, "n_components": 15, "classifier_noise": 0.0,
-                         "drift_sigma": 0.0, "drift_map": 0.0, "decoder_finish": 0.0, "optimizer_reset": "none",
-                         "encoder_lr_warmup": 0, "later_lr_scale": 1.0}
-    assert set(RETENTION) == {"decoder_lr_scale", "decoder_warmup", "decoder_finish", "optimizer_reset", "encoder_lr_warmup", "later_lr_scale", "drift_fit", "first_steps", "warmup_encoder", "lone_class_split",
-                              "class_spread", "encoder_discriminates", "anchors_per_class", "anchor_weight",
-                              "pixel_weight", "distill_weight", "classifier_noise", "drift_sigma", "drift_map"}
+    assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "betas": (0.5, 0.999), "new_weight": 10.0, "gamma": 1.0,
+                         "alternate": True, "n_directions": 12, "replay_ratio": None, "n_components": 15,
+                         "decoder_warmup": 0.0, "first_steps": 0, "decoder_finish": 0.0, "encoder_restart": 0,
+                         "lone_class_split": False, "encoder_loss": "game", "anchors_per_class": 0,
+                         "anchor_weight": 0.0, "pixel_weight": 0.0, "drift_map": 0.0, "classifier_noise": 0.0,
+                         "class_spread": False}
+    assert set(RETENTION) == {"decoder_warmup", "first_steps", "decoder_finish", "encoder_restart", "lone_class_split",
+                              "encoder_loss", "anchors_per_class", "anchor_weight", "pixel_weight",
+                              "drift_map", "classifier_noise", "class_spread"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
         ICTRLConfig(anchor_weight=-1.0)
-    with pytest.raises(ValueError, match="drift_sigma and drift_map"):
-        ICTRLConfig(drift_sigma=0.3)  # with the default drift_map: one of the two
+    with pytest.raises(ValueError, match="encoder_restart must be ≥ 0"):
+        ICTRLConfig(encoder_restart=-1)
+    with pytest.raises(ValueError, match=r"replay_ratio must be > 0 and finite \(or none\)"):
+        ICTRLConfig(replay_ratio=0.0)
     with pytest.raises(ValueError, match="lr must be > 0 and finite"):
         ICTRLConfig(lr=float("inf"))
 
