@@ -37,8 +37,6 @@ OPTIONS = {**{name: option_help(name) for name in FIELDS if name != "betas"},
 # Where ctrl's settings depart from ICTRL's defaults, by preset and scenario family. The training
 # budget (epochs per experience, the first one's included) is every method's: harness/presets.py.
 QUICK = {"batch_size": 256}
-# Colour images: chosen on the CIFAR-10 subset's validation split (docs/ictrl.md, "The recipe").
-QUICK_CIFAR = {"classifier_noise": 0.03, "class_spread": False, "drift_map": 0.0}
 # The published batch sizes (i-CTRL: 2048 / 1600, 360 / 480 prototypes per class, two encoder steps per
 # step on CIFAR-10; its 120 / 100 epochs are the paper preset's budget for every method).
 PAPER = {"batch_size": 2048, "n_prototypes": 360}
@@ -52,7 +50,7 @@ def preset(name: str, family: str, backbone: str) -> dict:
     """ctrl's own settings in preset ``name`` for a scenario of ``family`` ("mnist", "cifar", …)."""
     cifar = family == "cifar"
     if name == "quick":
-        return {**QUICK, **(QUICK_CIFAR if cifar else {})}
+        return dict(QUICK)  # one recipe for every data set
     if name == "paper":
         settings = {**PAPER, **(PAPER_CIFAR if cifar else {})}
         if backbone == "conv":

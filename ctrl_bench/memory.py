@@ -117,12 +117,6 @@ class FeatureMemory:
         if r < d:
             self.residuals[rows] = (eigenvalues[..., :-r].sum(-1) / (d - r)).to(self.residuals.dtype)
 
-    def widen(self, classes: Tensor, variances: Tensor) -> None:
-        """Add an isotropic variance to each class of ``classes`` (its spread off its subspace, which the
-        classifier adds in every direction): the uncertainty of where its features now lie."""
-        rows = self._rows(classes)
-        self.residuals[rows] = self.residuals[rows] + variances.to(self.residuals)
-
     def _rows(self, classes: Tensor) -> Tensor:
         """The memory's row of each class in ``classes`` (KeyError if one is not stored)."""
         match = self.labels[None, :] == classes.to(self.labels.device)[:, None]

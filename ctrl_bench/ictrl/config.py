@@ -103,7 +103,7 @@ class ICTRLConfig:
     first_steps: int = option(480, "FirstSteps: the fewest optimiser steps of the first experience: where its epochs at "
                                    "the batch size give fewer, its batch shrinks to ⌊images · epochs / first_steps⌋ "
                                    "(at least 16) (0: off)", paper=0, departure=True)
-    decoder_finish: float = option(0.3, "DecoderFinish: the last part of every later experience (a fraction of its "
+    decoder_finish: float = option(0.6, "DecoderFinish: the last part of every later experience (a fraction of its "
                                         "epochs) in which f holds still and g learns to draw the new images and the "
                                         "anchors (0: off)", paper=0.0, departure=True)
     encoder_restart: int = option(10, "EncoderRestart: f's Adam moments start afresh in every later experience and its "
@@ -112,11 +112,10 @@ class ICTRLConfig:
     lone_class_split: bool = option(True, "LoneClassSplit: a class learnt alone is seen by the rate terms, and stored, "
                                           "as two halves split along its first principal direction", paper=False,
                                     departure=True)
-    encoder_loss: str = option("no_discrimination", "game: f plays C − S (the paper); no_discrimination: "
-                                                  "NoDiscrimination, f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j); real: "
-                                                  "RealFeatures, f maximises ΔR(Z) of the real features and replayed "
-                                                  "codes alone, no term of the decoded images", paper="game",
-                               departure=True)
+    encoder_loss: str = option("real", "game: f plays C − S (the paper); no_discrimination: "
+                                       "NoDiscrimination, f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j); real: "
+                                       "RealFeatures, f maximises ΔR(Z) of the real features and replayed codes "
+                                       "alone, no term of the decoded images", paper="game", departure=True)
     anchors_per_class: int = option(128, "AnchorHold: old-class images decoded from memory at the start of each "
                                          "experience and held fixed, replayed in its steps (0: none)", paper=0,
                                     departure=True)

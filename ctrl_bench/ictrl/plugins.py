@@ -19,15 +19,6 @@ from .config import ICTRLConfig
 from .step import Replay, split_halves
 
 
-def unexplained_drift(before: Tensor, after: Tensor, labels: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
-    """Per class of ``labels``, the variance per dimension of the drift the map W leaves unexplained:
-    mean_i∈c ‖z'_i − z_i W‖² / d over its rows (z = ``before``, z' = ``after``). Returns (classes, variances)."""
-    errors = (after.double() - before.double() @ W.double()).pow(2).sum(1) / before.shape[1]
-    classes, index = torch.unique(labels, return_inverse=True)
-    totals = torch.zeros(len(classes), dtype=torch.float64, device=errors.device).index_add_(0, index, errors)
-    return classes, totals / torch.bincount(index, minlength=len(classes))
-
-
 def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
     """Indices of ``per_class`` random entries of every class in ``y`` (with replacement if short)."""
     picks = []

@@ -3,7 +3,7 @@ both players' losses and the step's terms out. No Avalanche, no strategy state: 
 
     Z_new = f(X_new)                                  with gradient; g's codes are its values
     X̂ = g([sg(Z_new); Z_old])                        sg: stop-gradient
-    Ẑ, Z_M = f([X̂; X_M])                              one f call: decoded and anchor images
+    Ẑ = f(X̂), Z_M = f(X_M)                            decoded and anchor images
     (with BatchNorm in f: codes from a gradient-free f pass, then Z_new, Ẑ, Z_M = f([X_new; X̂; X_M]))
     T = game_terms([Z_new; Z_old], Ẑ)                 (:mod:`ctrl_bench.game`)
     S = ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j),  C = C(Σ_old ΔR(Z_j, Ẑ_j))
@@ -156,12 +156,15 @@ def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | Non
     with autocast():
         with torch.set_grad_enabled(decoder_grad):
             X_hat = decoder(decode)
-        inputs = ([X] if joint else []) + [X_hat.to(X.dtype)] + ([replay.images] if hold_anchors else [])
-        features = encoder(torch.cat(inputs))
-    if joint:
-        Z_new, features = features[:len(X)], features[len(X):]
-    Z_anchor = features[len(decode):] if hold_anchors else None
-    return Z_new, codes, X_hat, features[:len(decode)], Z_anchor
+        if joint:  # one call, so that BatchNorm's statistics are shared
+            inputs = [X, X_hat.to(X.dtype)] + ([replay.images] if hold_anchors else [])
+            features = encoder(torch.cat(inputs))
+            Z_new, features = features[:len(X)], features[len(X):]
+            Z_anchor = features[len(decode):] if hold_anchors else None
+            return Z_new, codes, X_hat, features[:len(decode)], Z_anchor
+        # separate calls, so that a loss of the anchors alone back-propagates through their rows alone
+        Z_anchor = encoder(replay.images) if hold_anchors else None
+        return Z_new, codes, X_hat, encoder(X_hat.to(X.dtype)), Z_anchor
 
 
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
