@@ -324,6 +324,7 @@ class Instruments:
         self._undo: list = []
         self._hook_stack: list[bool] = []
         self._decoded_rows = 0
+        self._anchor_rows = 0
         p = profiler
         encoder, decoder = getattr(strategy, "encoder", None), getattr(strategy, "decoder", None)
         self.ctrl = encoder is not None and decoder is not None and hasattr(strategy, "replay_plugin")
@@ -379,11 +380,16 @@ class Instruments:
             self.p.note_rows(label, f"{len(X)}")
             return label
         n = len(s.mb_x)
-        new = n if self.joint else 0
-        anchors = len(X) - new - self._decoded_rows
         label = "f on the new, decoded and anchor images" if self.joint else "f on the decoded images and anchors"
         label += grad
-        self.p.note_rows(label, (f"{new} new + " if new else "") + f"{self._decoded_rows} decoded + {anchors} anchors")
+        if self.joint:  # one call: new, decoded and anchor images
+            anchors = len(X) - n - self._decoded_rows
+            self.p.note_rows(label, f"{n} new + {self._decoded_rows} decoded + {anchors} anchors")
+        elif len(X) != self._decoded_rows:  # without BatchNorm the anchors have their own call, first
+            self._anchor_rows = len(X)
+        else:
+            self.p.note_rows(label, f"{self._decoded_rows} decoded + {self._anchor_rows} anchors")
+            self._anchor_rows = 0
         return label
 
     def _decoder_label(self, module, args) -> str:

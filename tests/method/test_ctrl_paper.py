@@ -41,9 +41,32 @@ def test_ctrl_paper_builds_ctrl_with_every_departure_at_the_papers_value():
 
 
 def test_ctrl_paper_keeps_ctrls_presets_but_not_their_departures():
-    quick_cifar = method_preset("ctrl_paper", "quick", "cifar", "crate")
-    assert quick_cifar["batch_size"] == 256 and quick_cifar["classifier_noise"] == 0.0
+    """ctrl_paper's preset is ctrl's (its batch size; the reference game's initialisation) with every
+    departure at the paper's value, those whose ctrl defaults depart (decoder_finish, encoder_loss) too."""
+    paper = get_method("ctrl_paper").PAPER_VALUES
+    for family in ("mnist", "cifar"):
+        quick = method_preset("ctrl_paper", "quick", family, "crate")
+        assert quick == {**method_preset("ctrl", "quick", family, "crate"), **paper}
+        assert quick["batch_size"] == 256 and quick["decoder_finish"] == 0.0 and quick["encoder_loss"] == "game"
     assert method_preset("ctrl_paper", "paper", "mnist", "conv")["init"] == "dcgan"
+
+
+@pytest.mark.parametrize("backbone", ["crate", "conv"])
+def test_the_quick_preset_gives_ctrl_one_recipe_for_every_data_set(backbone):
+    """The quick preset has no colour-image setting of ctrl's: its own settings, and everything it
+    runs with through the harness, are the same on the cifar family as on the mnist one, ICTRL's
+    defaults but the batch size."""
+    from ctrl_bench.harness.cells import method_settings
+    from ctrl_bench.harness.presets import common_settings
+    from ctrl_bench.ictrl.config import DEFAULTS
+
+    mnist, cifar = (method_preset("ctrl", "quick", family, backbone) for family in ("mnist", "cifar"))
+    assert mnist == cifar == {"batch_size": 256}
+    runs = {family: method_settings("ctrl", "quick", family, {**common_settings("quick", {}, family),
+                                                               "backbone": backbone}, {})
+            for family in ("mnist", "cifar")}
+    assert runs["mnist"] == runs["cifar"]
+    assert all(runs["cifar"][name] == DEFAULTS[name] for name in RETENTION)  # every departure at ctrl's default
 
 
 @pytest.mark.parametrize("name, value", [("pixel_weight", 300.0), ("anchors_per_class", 128), ("encoder_restart", 10)])

@@ -12,6 +12,7 @@ from ctrl_bench.ictrl import PUBLISHED, RETENTION, ClassMasks, ICTRLConfig, Repl
 from ctrl_bench.ictrl.config import options_table
 from ctrl_bench.ictrl.recipe import step_parts
 from ctrl_bench.ictrl.step import cosine_drift
+from ctrl_bench.rate import rate_reduction
 
 
 class Normalised(nn.Module):
@@ -50,12 +51,12 @@ def masks(new, old, k=4):
 def test_without_old_classes_the_losses_are_the_games_objective(players):
     f, g = players
     X, y = batch()
-    config = ICTRLConfig(pixel_weight=0.0)
+    config = ICTRLConfig(pixel_weight=0.0, encoder_loss="no_discrimination")
     result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=step_parts(config))
     with torch.no_grad():
         Z = f(X)
         terms = game_terms(Z, f(g(Z)), y, 4, config.eps2)
-    # the encoder maximises ΔR(Z) + ΔR(Ẑ) only (it does not discriminate); the decoder minimises S
+    # NoDiscrimination: the encoder maximises ΔR(Z) + ΔR(Ẑ) only (it does not discriminate); the decoder minimises S
     assert result.encoder_loss.item() == pytest.approx(-(terms.rate_reduction_z + terms.rate_reduction_zhat).item())
     shared = terms.rate_reduction_z + terms.rate_reduction_zhat + config.new_weight * terms.pairwise[:2].sum()
     assert result.decoder_loss.item() == pytest.approx(shared.item())
@@ -81,7 +82,7 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
         codes = f(images)
         targets = f(images)  # the anchors' features when the experience started: f has not moved
     replay = Replay(codes, torch.tensor([2, 2, 2, 3, 3, 3]), images, targets)
-    config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0)
+    config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0, encoder_loss="no_discrimination")
     result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert result.terms["anchor_drift"].item() == pytest.approx(0.0, abs=1e-12)
     with torch.no_grad():
@@ -130,17 +131,23 @@ def test_an_encoder_with_batch_statistics_sees_real_decoded_and_anchor_images_in
 
 
 def test_the_encoders_own_move_gives_the_decoder_no_gradient_and_no_pixel_term(players):
+    """decoder_grad=False (the encoder's own move with alternating updates) decodes without gradient:
+    an encoder loss with terms of the decoded images (here NoDiscrimination's ΔR(Ẑ)) then reaches g
+    nowhere, where with decoder_grad=True it does; and g gets no pixel term."""
     f, g = players
     X, y = batch()
-    parts = step_parts(ICTRLConfig())
-    result = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, decoder_grad=False,
+    config = ICTRLConfig(encoder_loss="no_discrimination")
+    parts = step_parts(config)
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, decoder_grad=False,
                        parts=parts)
     assert "pixel_error" not in result.terms
     grads = torch.autograd.grad(result.encoder_loss, list(f.parameters()) + list(g.parameters()), allow_unused=True)
     assert all(g_ is not None for g_ in grads[:2]) and all(g_ is None for g_ in grads[2:])
-    full = game_step(f, g, X, y, None, masks((0, 1), ()), ICTRLConfig(), multiplier=1.0, parts=parts)
+    full = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts)
+    through = torch.autograd.grad(full.encoder_loss, list(g.parameters()), retain_graph=True, allow_unused=True)
+    assert all(g_ is not None for g_ in through)  # with g's gradient, the same loss does reach g
     assert full.terms["pixel_error"] > 0
-    weight = ICTRLConfig().pixel_weight
+    weight = config.pixel_weight
     assert full.decoder_loss.item() == pytest.approx(full.terms["objective"].item() + weight * full.terms["pixel_error"].item())
 
 
@@ -186,6 +193,108 @@ def test_in_the_warm_up_g_learns_its_pixel_error_alone_and_f_pays_it_through_g(p
                          decoder_grad=False)
     assert own_move.decoder_loss.item() == 0.0 and "pixel_error" not in own_move.terms
     assert own_move.encoder_loss.item() == pytest.approx(warm.encoder_loss.item())
+
+
+def old_codes(per_class=3, classes=(2, 3)):
+    """Memory prototypes of the old classes: unit codes (constants) and their labels."""
+    torch.manual_seed(2)
+    codes = nn.functional.normalize(torch.randn(per_class * len(classes), 8, dtype=torch.float64), dim=1)
+    return codes, torch.tensor(classes).repeat_interleave(per_class)
+
+
+def f_gradient(loss, f):
+    return [grad.clone() for grad in torch.autograd.grad(loss, list(f.parameters()), retain_graph=True)]
+
+
+def test_real_features_f_maximises_the_rate_reduction_of_the_real_rows_and_g_plays_the_papers_game(players):
+    """encoder_loss="real" (RealFeatures), no anchors, no warm-up: f's loss is −ΔR(Z | y) of the real
+    rows Z = [f(X_new); Z_old] (rate_reduction, num_classes = max label + 1), which takes no term of
+    the decoded images, so that changing g's weights changes neither it nor its gradient in f (where
+    NoDiscrimination's ΔR(Ẑ) does); g's loss is the paper's S + C plus w_p times its pixel error."""
+    f, g = players
+    X, y = batch()
+    codes, old_labels = old_codes()
+    replay = Replay(codes, old_labels)  # prototypes drawn from memory: no anchor images
+    config = ICTRLConfig(encoder_loss="real")
+    parts = step_parts(config)
+    names = [type(part).__name__ for part in parts]
+    assert "RealFeatures" in names and "NoDiscrimination" not in names
+    classes = masks((0, 1), (2, 3))
+    result = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts)
+    labels = torch.cat([y, old_labels])
+    with torch.no_grad():
+        Z = torch.cat([f(X), codes])
+        rate = rate_reduction(Z, labels, config.eps2, int(labels.max()) + 1)
+        terms = game_terms(Z, f(g(Z)), labels, 4, config.eps2)
+        error = ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean()
+    assert rate > 0.1
+    assert result.encoder_loss.item() == pytest.approx(-rate.item(), rel=1e-12)
+    assert result.encoder_loss.item() == pytest.approx(-terms.rate_reduction_z.item(), rel=1e-12)
+    assert "anchor_drift" not in result.terms and "encoder_pixel_error" not in result.terms
+    # g: the paper's S + C (γ = 5, the fixed penalty) and its pixel error on the new batch
+    shared = terms.rate_reduction_z + terms.rate_reduction_zhat + config.new_weight * terms.pairwise[:2].sum()
+    penalty = 5.0 * terms.pairwise[2:].sum()
+    assert penalty > 0 and error > 0
+    assert result.decoder_loss.item() == pytest.approx((shared + penalty + config.pixel_weight * error).item(),
+                                                       rel=1e-10)
+    assert result.terms["pixel_error"].item() == pytest.approx(error.item())
+    # f's loss never reaches g ...
+    unused = torch.autograd.grad(result.encoder_loss, list(g.parameters()), retain_graph=True, allow_unused=True)
+    assert all(grad is None for grad in unused)
+    # ... and g's weights change nothing of it, where they change NoDiscrimination's (ΔR(Ẑ)) and g's own loss
+    discriminating = ICTRLConfig(encoder_loss="no_discrimination")
+    before = f_gradient(result.encoder_loss, f)
+    other = game_step(f, g, X, y, replay, classes, discriminating, 5.0, parts=step_parts(discriminating))
+    other_before = f_gradient(other.encoder_loss, f)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    moved = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts)
+    other_moved = game_step(f, g, X, y, replay, classes, discriminating, 5.0, parts=step_parts(discriminating))
+    assert moved.decoder_loss.item() != pytest.approx(result.decoder_loss.item(), rel=1e-3)
+    assert moved.encoder_loss.item() == result.encoder_loss.item()
+    assert all(torch.equal(a, b) for a, b in zip(f_gradient(moved.encoder_loss, f), before))
+    assert not all(torch.allclose(a, b) for a, b in zip(f_gradient(other_moved.encoder_loss, f), other_before))
+
+
+def test_real_features_then_the_anchors_drift_and_the_warm_ups_pixel_error(players):
+    """RealFeatures replaces f's loss by −ΔR(Z | y); AnchorHold then adds w_a times the anchors' cosine
+    drift, and in the warm-up DecoderWarmup adds w_p times g's pixel error on the new batch through
+    f. Without BatchNorm in f, the new batch, the anchors and the decoded images each go through f in
+    their own call, so f's gradient still takes nothing of the decoded images (nor of g) outside the
+    warm-up."""
+    f, g = players
+    X, y = batch()
+    codes, old_labels = old_codes()
+    torch.manual_seed(3)
+    images = torch.rand(6, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():  # the anchors' features when the experience started: f has moved since
+        targets = nn.functional.normalize(f(images) + 0.3 * torch.randn(6, 8, dtype=torch.float64), dim=1)
+    replay = Replay(codes, old_labels, images, targets)
+    config = ICTRLConfig(encoder_loss="real", anchor_weight=1000.0, pixel_weight=300.0)
+    parts, classes = step_parts(config), masks((0, 1), (2, 3))
+    sizes = []
+    hook = f.linear.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    result = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts)
+    hook.remove()
+    assert sizes == [12, 6, 12 + 6]  # the new batch, the anchors, the decoded images: three calls
+    labels = torch.cat([y, old_labels])
+    with torch.no_grad():
+        rate = rate_reduction(torch.cat([f(X), codes]), labels, config.eps2, int(labels.max()) + 1)
+        drift = cosine_drift(f(images), targets)
+        error = ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean()
+    assert drift > 0.01
+    assert result.terms["anchor_drift"].item() == pytest.approx(drift.item())
+    assert result.encoder_loss.item() == pytest.approx((-rate + 1000.0 * drift).item(), rel=1e-10)
+    before = f_gradient(result.encoder_loss, f)
+    warm = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts, warming_up=True)
+    assert warm.terms["encoder_pixel_error"].item() == pytest.approx(error.item())
+    assert warm.encoder_loss.item() == pytest.approx((-rate + 1000.0 * drift + 300.0 * error).item(), rel=1e-10)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    moved = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts)
+    assert all(torch.equal(a, b) for a, b in zip(f_gradient(moved.encoder_loss, f), before))
 
 
 def test_the_step_runs_without_avalanche():

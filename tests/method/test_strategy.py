@@ -46,12 +46,15 @@ def test_one_experience_raises_rate_reduction_and_the_decoder_move_lowers_pairwi
     Σ_j ΔR(Z_j, Ẑ_j) for that encoder. In a short run the encoder, which maximises the same pairwise
     terms, can keep the full game's sum from falling, so the decoder's move is checked with f held, for
     twice the game's epochs. There is no decoder warm-up (``decoder_warmup=0``), in which f would also
-    learn as an autoencoder's encoder: every epoch is the game's, so only the game moves f. Measured, the
-    sum after g's move over the sum before (alternating, simultaneous): 0.71, 0.69 with 1 thread; 0.68,
-    0.62 with 2 (ΔR(Z) 1.12 → 1.67 in the game). With a pixel-only warm-up of g (before the warm-up always
-    trained f too) it was 0.59, 0.40 and 0.67, 0.42."""
+    learn as an autoencoder's encoder: every epoch is the game's, so only the game moves f. f plays the
+    game's loss without its discriminating term (``encoder_loss="no_discrimination"``, the default
+    until ``real``, whose f takes no term of the decoded images): the numbers below were measured with
+    it. Measured, the sum after g's move over the sum before (alternating, simultaneous): 0.71, 0.69 with
+    1 thread; 0.68, 0.62 with 2 (ΔR(Z) 1.12 → 1.67 in the game). With a pixel-only warm-up of g (before
+    the warm-up always trained f too) it was 0.59, 0.40 and 0.67, 0.42."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)
-    strategy = make_strategy(train_mb_size=24, train_epochs=8, alternate=alternate, decoder_warmup=0.0)
+    strategy = make_strategy(train_mb_size=24, train_epochs=8, alternate=alternate, decoder_warmup=0.0,
+                             encoder_loss="no_discrimination")
     experience = scenario.benchmark.train_stream[0]
     classes = experience.classes_in_this_experience
     before = closed_loop_terms(strategy, experience.dataset)
@@ -104,7 +107,8 @@ def first_experience_accuracy_after_the_second(npz: str, **options) -> float:
 def test_the_retention_options_keep_the_first_experience_classes(tmp_path):
     """With the published game (the encoder also discriminates real from decoded images, no anchors,
     no pixel term) real images of old classes drift off their stored subspaces; with the defaults
-    they stay. Measured with 2 threads, over seeds 0 1 2 of the scenario: 0.945, 0.961, 0.977 with the
+    they stay. Measured with 2 threads, over seeds 0 1 2 of the scenario, with the defaults before
+    encoder_loss=real and decoder_finish=0.6 (no_discrimination, 0.3): 0.945, 0.961, 0.977 with the
     defaults, 0.828, 0.875, 0.695 without (with 10 epochs in the second experience the published game
     drifted too little to tell them apart: 0.92, 0.96, 0.84 without against 0.875, 0.945, 0.953)."""
     x_train, y_train = make_images(8, 32, seed=0)
@@ -226,14 +230,11 @@ def test_every_step_fires_the_two_players_hooks_in_order(tiny_npz):
             "after_decoder_update", "after_training_iteration"]
 
 
-@pytest.mark.parametrize("old_classes", [2, 8, 38])
-def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_classes(old_classes):
-    """replay_ratio=1: B codes per step (⌈B / K_old⌉ of each old class); replay_ratio=None (the paper's):
-    as many of each old class as a new class has in the batch, 64 here."""
+def replay_setting(old_classes: int, per_new_class: int):
+    """A memory of ``old_classes`` old classes and 2 new ones (ids K − 2, K − 1), the masks a strategy
+    holds, and a batch of ``per_new_class`` images of each new class: what ``draw`` reads."""
     from types import SimpleNamespace
 
-    from ctrl_bench.ictrl import ICTRLConfig
-    from ctrl_bench.ictrl.plugins import AnchorReplayPlugin
     from ctrl_bench.memory import FeatureMemory
 
     memory = FeatureMemory(n_directions=4, n_prototypes=10)
@@ -242,11 +243,72 @@ def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_clas
     new, old = torch.zeros(K, dtype=torch.bool), torch.zeros(K, dtype=torch.bool)
     new[-2:], old[:-2] = True, True
     strategy = SimpleNamespace(memory=memory, masks=SimpleNamespace(new=new, old=old))
-    batch = torch.tensor([K - 2, K - 1] * 64)  # 128 new images
+    return strategy, torch.tensor([K - 2, K - 1] * per_new_class)
+
+
+@pytest.mark.parametrize("old_classes", [2, 3, 7, 8, 38])
+def test_a_steps_replay_is_as_large_as_its_batch_whatever_the_number_of_old_classes(old_classes):
+    """replay_ratio=1: exactly B codes per step (⌈B / K_old⌉ drawn of each old class, cut at random to
+    B); replay_ratio=None (the paper's): as many of each old class as a new class has in the batch, 64
+    here."""
+    from ctrl_bench.ictrl.plugins import AnchorReplayPlugin
+
+    strategy, batch = replay_setting(old_classes, 64)  # 128 new images
     for ratio, expected in ((1.0, 128), (None, 64 * old_classes)):
         replay = AnchorReplayPlugin(ICTRLConfig(replay_ratio=ratio, anchors_per_class=0)).draw(strategy, batch)
-        assert expected <= len(replay.codes) < expected + old_classes
+        assert len(replay.codes) == len(replay.labels) == expected
         assert set(replay.labels.tolist()) == set(range(old_classes))
+    assert torch.equal(torch.bincount(replay.labels), torch.full((old_classes,), 64))  # the paper's: 64 each
+
+
+@pytest.mark.parametrize("old_classes", [2, 3, 7, 38])
+@pytest.mark.parametrize("ratio, per_new_class, total", [(0.5, 65, 65), (0.5, 101, 101), (0.001, 40, 1)])
+@pytest.mark.parametrize("source", ["prototypes", "anchors"])
+def test_a_step_replays_exactly_round_ratio_times_the_batch_of_old_class_codes(old_classes, ratio, per_new_class,
+                                                                               total, source):
+    """replay_ratio = r, a batch of B new images: exactly round(r·B) replayed codes (at least 1), drawn
+    from memory prototypes or from the experience's anchors, whatever the number K of old classes
+    (65 and 101 are multiples of none of 2, 3, 7 and 38, so ⌈r·B / K⌉·K codes, the old count, would be
+    more), every one of an old class and none of a class more than ⌈total / K⌉ times."""
+    import math
+
+    from ctrl_bench.ictrl.plugins import AnchorReplayPlugin, replay_count
+
+    strategy, batch = replay_setting(old_classes, per_new_class)
+    assert replay_count(ratio, len(batch)) == total
+    assert all(math.ceil(total / k) * k > total for k in (2, 3, 7, 38))  # the old count would be more
+    plugin = AnchorReplayPlugin(ICTRLConfig(replay_ratio=ratio))
+    if source == "anchors":  # 5 anchors per old class; each anchor's code holds its row's index
+        n = 5 * old_classes
+        y_M = torch.arange(old_classes).repeat_interleave(5)
+        Z_M = torch.zeros(n, 16)
+        Z_M[:, 0] = torch.arange(n, dtype=torch.float32)
+        X_M, T_M = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1), -Z_M
+        plugin.anchors = (X_M, Z_M, y_M, T_M)
+    replay = plugin.draw(strategy, batch)
+    assert len(replay.codes) == len(replay.labels) == total
+    assert set(replay.labels.tolist()) <= set(range(old_classes))  # old classes only
+    assert int(torch.bincount(replay.labels).max()) <= math.ceil(total / old_classes)
+    if source == "anchors":  # the rows of one anchor: its code, its label, its image and its target
+        rows = replay.codes[:, 0].long()
+        assert torch.equal(replay.labels, y_M[rows]) and torch.equal(replay.images.flatten(), rows.float())
+        assert torch.equal(replay.targets, -replay.codes)
+    else:
+        assert replay.images is None and replay.targets is None
+
+
+def test_replay_count_and_keep_total():
+    """replay_count: round(r·B), at least 1, None for the paper's per-class replay; keep_total: that
+    many of the picks, distinct rows of them at random, or all of them where it is None or not smaller."""
+    from ctrl_bench.ictrl.plugins import keep_total, replay_count
+
+    assert [replay_count(r, b) for r, b in ((0.5, 130), (1.0, 101), (0.25, 64), (0.001, 40), (2.0, 7))] == \
+        [65, 101, 16, 1, 14]
+    assert replay_count(None, 128) is None
+    picks = torch.arange(100, 138)  # ⌈65 / 38⌉ = 2 of each of 19 classes, say
+    kept = keep_total(picks, 25)
+    assert len(kept) == 25 and len(set(kept.tolist())) == 25 and set(kept.tolist()) <= set(picks.tolist())
+    assert keep_total(picks, None) is picks and keep_total(picks, 38) is picks and keep_total(picks, 50) is picks
 
 
 @pytest.mark.slow
@@ -292,7 +354,8 @@ def test_the_defaults_keep_the_first_class_of_six_learnt_one_at_a_time(tmp_path)
     """ICTRL's defaults, six experiences of one generated class each (the paper's one-class-at-a-time
     protocol): the first class, learnt alone (its rate reduction is zero, so only the warm-up's
     reconstruction shapes f before its statistics are stored), is still recognised after the sixth.
-    Measured on 8 data seeds (1 thread): 0.94–1.00 with the defaults (since 7c91185), as with f's Adam
+    Measured on 8 data seeds (1 thread), with the defaults of 7c91185 (before encoder_loss=real and
+    decoder_finish=0.6): 0.94–1.00, as with f's Adam
     moments reset and no ramp of its learning rate; 0.40–0.70 with the moments kept (encoder_restart=0:
     they let the second experience throw the first class's anchors to cos 0.5)."""
     from scenarios.synthetic import make_strokes
@@ -314,9 +377,12 @@ def test_the_defaults_keep_the_first_class_of_six_learnt_one_at_a_time(tmp_path)
 @pytest.mark.parametrize("restart, second", [(10, [{6}, {12}]), (0, [{12}, {12}])])
 def test_every_experience_starts_f_s_adam_moments_afresh(tiny_npz, restart, second):
     """encoder_restart > 0: at the start of every experience f's Adam optimiser drops its moments, so
-    its step count starts again; g's counts on across experiences. 0: both count on (the reference)."""
+    its step count starts again; g's counts on across experiences. 0: both count on (the reference).
+    No decoder finish (``decoder_finish=0``): in it f's optimiser does not step, and with the default
+    0.6 the second of the later experience's 2 epochs would be one."""
     scenario = build_scenario(f"npz:{tiny_npz}", n_experiences=2, seed=0)  # two experiences of 96 images
-    strategy = make_strategy(train_epochs=2, train_mb_size=32, first_steps=0, encoder_restart=restart)
+    strategy = make_strategy(train_epochs=2, train_mb_size=32, first_steps=0, encoder_restart=restart,
+                             decoder_finish=0.0)
     counts = []
     for experience in scenario.benchmark.train_stream:
         strategy.train(experience)
