@@ -11,8 +11,8 @@ classes held in memory ("old"):
     decoder minimises  ΔR(Z) + ΔR(Ẑ) + λ Σ_new ΔR(Z_j, Ẑ_j) + C(Σ_old ΔR(Z_j, Ẑ_j))
 
 where C(c) = γ·c for the fixed penalty of the paper, or μ·c + ρ/2·c² for the augmented
-Lagrangian. All terms come from one batched Cholesky over 3P + 2 matrices of size d × d, P the classes
-with rows in the step.
+Lagrangian. The terms take 3P + 2 log-determinants, P the classes with rows in the step, each a
+Cholesky factor of a d × d matrix or, for a class with fewer rows, of its row Gram (Sylvester's identity).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .rate import class_grams, half_logdet_identity_plus
+from .rate import class_blocks, half_logdets_of_rows
 
 
 @dataclass
@@ -41,37 +41,35 @@ class GameTerms:
 def game_terms(Z: Tensor, Zhat: Tensor, y: Tensor, num_classes: int, eps2: float) -> GameTerms:
     """ΔR(Z|y), ΔR(Ẑ|y) and the per-class ΔR(Z_j, Ẑ_j) for paired features ``Z``, ``Ẑ`` (n, d).
 
-    With G_j = Z_jᵀZ_j, Ĝ_j = Ẑ_jᵀẐ_j and R(G, m) = ½ logdet(I + d/(m ε²) G):
-    ΔR(Z|y) = R(Σ_j G_j, n) − Σ_j (n_j/n) R(G_j, n_j), likewise for Ẑ, and
-    ΔR(Z_j, Ẑ_j) = R(G_j + Ĝ_j, 2 n_j) − ½ (R(G_j, n_j) + R(Ĝ_j, n_j)).  ``eps2`` is ε².
+    With R(A, m) = ½ logdet(I + d/(m ε²) AᵀA) for a set of rows A:
+    ΔR(Z|y) = R(Z, n) − Σ_j (n_j/n) R(Z_j, n_j), likewise for Ẑ, and
+    ΔR(Z_j, Ẑ_j) = R([Z_j; Ẑ_j], 2 n_j) − ½ (R(Z_j, n_j) + R(Ẑ_j, n_j)).  ``eps2`` is ε².
 
     Only the P classes present in ``y`` are factorised (a class without rows adds 0 to every term),
-    so a step's cost follows the classes in its batch, not the ``num_classes`` ids of the scenario.
+    and a class with few rows in its row form (:func:`ctrl_bench.rate.half_logdets_of_rows`), so a
+    step's cost follows its rows, not the number of classes. Z's own terms are one call apart from
+    the rest, so that ΔR(Z|y) back-propagates into Z alone.
     """
     n, d = Z.shape
     present, rows = torch.unique(y, return_inverse=True)  # sorted ids; each row's index among them
-    grams_z, counts = class_grams(Z, rows, len(present))
-    grams_zhat, _ = class_grams(Zhat, rows, len(present))
-    per_class = d / (counts * eps2)
-    whole = torch.full((2,), d / (n * eps2), dtype=per_class.dtype, device=per_class.device)
-    half_logdets = half_logdet_identity_plus(
-        torch.cat([grams_z.sum(0, keepdim=True), grams_zhat.sum(0, keepdim=True),
-                   grams_z, grams_zhat, grams_z + grams_zhat]),
-        torch.cat([whole, per_class, per_class, per_class / 2]),
-        "ctrl game",
-    )
+    blocks_z, counts = class_blocks(Z, rows, len(present))
+    blocks_zhat, _ = class_blocks(Zhat, rows, len(present))
+    per_class = d / (counts.double() * eps2)
+    whole = per_class.new_full((1,), d / (n * eps2))
+    rates_z = half_logdets_of_rows([Z, *blocks_z], torch.cat([whole, per_class]), "ctrl game")
+    unions = [torch.cat(pair) for pair in zip(blocks_z, blocks_zhat)]
+    rates_zhat = half_logdets_of_rows([Zhat, *blocks_zhat, *unions], torch.cat([whole, per_class, per_class / 2]),
+                                      "ctrl game")
     P = len(present)
-    rate_z, rate_zhat = half_logdets[0], half_logdets[1]
-    class_rate_z, class_rate_zhat = half_logdets[2:2 + P], half_logdets[2 + P:2 + 2 * P]
-    union_rate = half_logdets[2 + 2 * P:]
+    class_rate_z, class_rate_zhat, union_rate = rates_z[1:], rates_zhat[1:1 + P], rates_zhat[1 + P:]
 
     def by_class(values: Tensor) -> Tensor:  # present classes' values at their ids, 0 elsewhere
-        return values.new_zeros(num_classes).index_put((present,), values)
+        return values.new_zeros(num_classes).index_put((present.to(values.device),), values)
 
-    weights = by_class(counts) / n
+    weights = by_class(counts.to(rates_z.dtype)) / n
     return GameTerms(
-        rate_reduction_z=rate_z - (weights * by_class(class_rate_z)).sum(),
-        rate_reduction_zhat=rate_zhat - (weights * by_class(class_rate_zhat)).sum(),
+        rate_reduction_z=rates_z[0] - (weights * by_class(class_rate_z)).sum(),
+        rate_reduction_zhat=rates_zhat[0] - (weights * by_class(class_rate_zhat)).sum(),
         pairwise=by_class(union_rate - 0.5 * (class_rate_z + class_rate_zhat)),
     )
 

@@ -93,10 +93,6 @@ class FeatureMemory:
         for name, value in state.items():
             setattr(self, name, value)
 
-    def shift_means(self, classes: Tensor, shifts: Tensor) -> None:
-        """μ_c ← μ_c + δ_c for each class in ``classes`` (its row of ``shifts``); directions unchanged."""
-        self.means = self.means.index_add(0, self._rows(classes), shifts.to(self.means.dtype))
-
     def map_classes(self, classes: Tensor, W: Tensor) -> None:
         """Move the statistics of ``classes`` by the linear map z ↦ zW. Each class's covariance, as its
         statistics give it (probabilistic PCA), C_c = U_cᵀ diag(σ²_c) U_c + σ²_res,c (I − U_cᵀU_c), becomes
@@ -137,19 +133,3 @@ def drift_map(Z_before: Tensor, Z_after: Tensor, ridge: float) -> Tensor:
     Z, Z_new = Z_before.double(), Z_after.double()
     ridge_identity = ridge * torch.eye(Z.shape[1], dtype=torch.float64, device=Z.device)
     return torch.linalg.solve(Z.T @ Z + ridge_identity, Z.T @ Z_new + ridge_identity).to(dtype)
-
-
-def semantic_drift(Z_before: Tensor, Z_after: Tensor, means: Tensor, sigma: float) -> Tensor:
-    """The drift of each old class estimated from new images (SDC, Yu et al., CVPR 2020):
-
-        δ_c = Σ_i w_ic (z'_i − z_i) / Σ_i w_ic,   w_ic = exp(−‖z_i − μ_c‖² / (2σ²)),
-
-    z_i = f_start(x_i), z'_i = f_end(x_i) for the experience's images, μ_c the stored mean (rows of
-    ``means``, (K, d)). ``sigma`` is σ, a distance in feature space (not σ²). Returns (K, d). The
-    weights are normalised per class in log space, so a class far from every new image still gets
-    the drift of its nearest ones rather than 0/0."""
-    dtype = means.dtype
-    Z_before, Z_after, means = Z_before.double(), Z_after.double(), means.double()
-    log_w = -torch.cdist(means, Z_before).pow(2) / (2 * sigma**2)  # (K, N)
-    weights = torch.softmax(log_w, dim=1)
-    return (weights @ (Z_after - Z_before)).to(dtype)

@@ -5,14 +5,16 @@ Conventions used throughout:
 * Features are **rows**: ``Z`` has shape ``(n, d)``; rows are expected on the unit sphere.
 * ``eps2`` is ε², exactly as the official CTRL / i-CTRL code (``EPS``) plugs it in:
   the scale of an ``n``-sample set is ``d / (n · eps2)``.
-* Every log-determinant is taken of a ``d × d`` matrix ``I + scale · ZᵀZ`` through a Cholesky
-  factor (``logdet = 2 Σ log diag L``), in at least float32 and outside autocast.
+* Every log-determinant logdet(I_d + scale · ZᵀZ) is taken through a Cholesky factor
+  (``logdet = 2 Σ log diag L``), in at least float32 and outside autocast; a set of fewer rows than
+  d is factorised in its row form I_n + scale · Z Zᵀ (Sylvester's identity, :func:`half_logdets_of_rows`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn import functional as nn_functional
 
 
 class NonFiniteRateError(FloatingPointError):
@@ -53,34 +55,59 @@ def _as_rate_input(Z: Tensor) -> Tensor:
     return Z.to(_rate_dtype(Z.dtype))
 
 
-def class_grams(Z: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-    """Per-class second moments G_j = Z_jᵀ Z_j, shape ``(K, d, d)``, and counts n_j, shape ``(K,)``.
+def _row_form_size(n: int, d: int) -> int:
+    """The size a set of ``n`` rows is factorised at: d (the d × d form) from n ≥ d/2 up, else the
+    row form padded to the next power of two, so that sets of similar size share one batched call."""
+    return d if 2 * n > d else 1 << max(n - 1, 0).bit_length()
 
-    The rows are sorted by class and each class's block multiplied by itself: n·d² multiply-adds in
-    all (a one-hot product over all K ids costs K·n·d², most of it on zeros; with 40 classes it was
-    most of an i-CTRL step). An id without rows gets a zero matrix.
+
+def half_logdets_of_rows(blocks: list[Tensor], scales: Tensor, term: str = "rate") -> Tensor:
+    """½ · logdet(I_d + s_i B_iᵀ B_i) for each row block B_i of shape (n_i, d), a value each (0 for n_i = 0).
+
+    Sylvester's determinant identity, det(I_d + s BᵀB) = det(I_n + s B Bᵀ), gives the same value from
+    the n_i × n_i row Gram: a block of n_i < d/2 rows is factorised in that form, padded with zero rows
+    to the next power of two (a zero row adds a row of the identity: the determinant is unchanged), the
+    others as d × d. Blocks of one size share one batched Cholesky. A class with a few replayed rows
+    thus costs a few rows' worth, and a step's cost does not grow with the number of such classes.
+    ``scales`` (one per block) is each s_i; every product is taken in at least float32 outside autocast.
     """
-    Z = _as_rate_input(Z)
-    with torch.autocast(device_type=Z.device.type, enabled=False):
-        counts = torch.bincount(y.long(), minlength=num_classes)
-        if len(counts) > num_classes:
-            raise ValueError(f"a label is {len(counts) - 1}, beyond the {num_classes} class ids")
-        blocks = Z[torch.argsort(y, stable=True)].split(counts.tolist())
-        grams = torch.stack([block.T @ block for block in blocks])
-    return grams, counts.to(Z.dtype)
+    if not blocks:
+        return scales.new_zeros(0)
+    d = blocks[0].shape[1]
+    with torch.autocast(device_type=blocks[0].device.type, enabled=False):
+        blocks = [_as_rate_input(b) for b in blocks]
+        scales = torch.as_tensor(scales, dtype=blocks[0].dtype, device=blocks[0].device)
+        groups: dict[int, list[int]] = {}
+        for i, block in enumerate(blocks):
+            if len(block):
+                groups.setdefault(_row_form_size(len(block), d), []).append(i)
+        values, order = [], []
+        for size, members in sorted(groups.items()):
+            if size == d:
+                grams = torch.stack([blocks[i].T @ blocks[i] for i in members])
+            else:
+                rows = torch.stack([nn_functional.pad(blocks[i], (0, 0, 0, size - len(blocks[i]))) for i in members])
+                grams = rows @ rows.transpose(1, 2)
+            values.append(half_logdet_identity_plus(grams, scales[members], term))
+            order += members
+        result = scales.new_zeros(len(blocks))
+        return result.index_put((torch.tensor(order, device=result.device),), torch.cat(values)) if order else result
 
 
-def _class_rates(grams: Tensor, counts: Tensor, d: int, eps2: float, term: str) -> Tensor:
-    """R(Z_j) = ½ logdet(I + d/(n_j ε²) G_j) for each class j; 0 for a class with n_j = 0."""
-    scale = d / (counts.clamp_min(1) * eps2)
-    return half_logdet_identity_plus(grams, scale, term)
+def class_blocks(Z: Tensor, y: Tensor, num_classes: int) -> tuple[list[Tensor], Tensor]:
+    """The rows of each class id 0 … ``num_classes`` − 1 (an id without rows: an empty block) and the
+    counts n_j, from one stable sort of the rows by label."""
+    counts = torch.bincount(y.long(), minlength=num_classes)
+    if len(counts) > num_classes:
+        raise ValueError(f"a label is {len(counts) - 1}, beyond the {num_classes} class ids")
+    return list(Z[torch.argsort(y, stable=True)].split(counts.tolist())), counts
 
 
 def coding_rate(Z: Tensor, eps2: float) -> Tensor:
     """R(Z) = ½ logdet(I_d + d/(n·ε²) ZᵀZ) for ``Z`` of shape ``(n, d)``; ``eps2`` is ε²."""
-    Z = _as_rate_input(Z)
-    n, d = Z.shape
-    return half_logdet_identity_plus(Z.T @ Z, d / (n * eps2), "coding_rate")
+    n, d = _as_rate_input(Z).shape
+    scale = torch.full((1,), d / (n * eps2), dtype=torch.float64, device=Z.device)
+    return half_logdets_of_rows([Z], scale, "coding_rate")[0]
 
 
 def class_coding_rate(Z: Tensor, y: Tensor, eps2: float, num_classes: int | None = None) -> Tensor:
@@ -91,8 +118,9 @@ def class_coding_rate(Z: Tensor, y: Tensor, eps2: float, num_classes: int | None
     Z = _as_rate_input(Z)
     n, d = Z.shape
     K = int(y.max()) + 1 if num_classes is None else num_classes
-    grams, counts = class_grams(Z, y, K)
-    rates = _class_rates(grams, counts, d, eps2, "class_coding_rate")
+    blocks, counts = class_blocks(Z, y, K)
+    counts = counts.to(Z.dtype)
+    rates = half_logdets_of_rows(blocks, d / (counts.clamp_min(1) * eps2), "class_coding_rate")
     return (counts / n * rates).sum()
 
 

@@ -88,7 +88,7 @@ class ICTRLConfig:
     # ---- the paper's memory (per class a mean, r principal directions and their variances) and classifier
     n_directions: int = option(24, "r, principal directions stored per class", paper=12)
     n_prototypes: int = option(360, "prototypes drawn per class when the whole memory is sampled")
-    replay_ratio: float | None = option(0.5, "memory codes in each step per new image of the batch, spread evenly over "
+    replay_ratio: float | None = option(0.25, "memory codes in each step per new image of the batch, spread evenly over "
                                              "the old classes, so that a step costs the same whatever their number "
                                              "(none: the paper's, as many codes per old class as a new class has)",
                                         paper=None)
@@ -99,11 +99,12 @@ class ICTRLConfig:
     # ---- the recipe: departures from the paper, each a named part (ctrl_bench/ictrl/recipe.py; docs/ictrl.md)
     decoder_warmup: float = option(0.3, "DecoderWarmup: the first part of the first experience (a fraction of its "
                                         "epochs) in which g learns to draw, minimising its pixel error alone, and f "
-                                        "with it as an autoencoder's encoder (0: off)", paper=0.0, departure=True)
+                                        "with it as an autoencoder's encoder that also maximises ΔR(Z) (0: off)",
+                                   paper=0.0, departure=True)
     first_steps: int = option(480, "FirstSteps: the fewest optimiser steps of the first experience: where its epochs at "
                                    "the batch size give fewer, its batch shrinks to ⌊images · epochs / first_steps⌋ "
                                    "(at least 16) (0: off)", paper=0, departure=True)
-    decoder_finish: float = option(0.6, "DecoderFinish: the last part of every later experience (a fraction of its "
+    decoder_finish: float = option(0.7, "DecoderFinish: the last part of every later experience (a fraction of its "
                                         "epochs) in which f holds still and g learns to draw the new images and the "
                                         "anchors (0: off)", paper=0.0, departure=True)
     encoder_restart: int = option(10, "EncoderRestart: f's Adam moments start afresh in every later experience and its "

@@ -9,7 +9,8 @@ leave-one-out ablation row that keeps it. :data:`RECIPE` lists the parts.
 Step parts (:data:`STEP_PARTS`) add terms to a step's losses, in their order, through
 ``add(played, encoder_loss, decoder_loss, logged) → (encoder_loss, decoder_loss)``. Parts that act
 between steps are Avalanche plugins (:class:`EncoderRestart`) or rules the strategy asks
-(:class:`FirstSteps`, :class:`DecoderWarmup`, :class:`DecoderFinish`). Three act in the memory and
+(:class:`FirstSteps`, :class:`DecoderWarmup`, :class:`DecoderFinish`, the last two with their own
+steps, :func:`.step.warmup_step` and :func:`.step.drawing_step`). Three act in the memory and
 its classifier, where the paper's counterparts live: LoneClassSplit (:mod:`.strategy` and
 :mod:`.plugins`), DriftMap and ClassLikelihood (:class:`.plugins.FeatureMemoryPlugin`).
 """
@@ -17,50 +18,56 @@ its classifier, where the paper's counterparts live: LoneClassSplit (:mod:`.stra
 from __future__ import annotations
 
 from avalanche.core import SupervisedPlugin
-from ..rate import rate_reduction
 from .config import MIN_FIRST_BATCH, ICTRLConfig
-from .step import Played, per_sample_drift, per_sample_pixel_error, pixel_error
+from .step import Played, per_sample_drift, pixel_error
 
 
-class NoDiscrimination:
+class StepPart:
+    """A part that adds terms to a step's losses (:func:`.step.game_step`): ``enabled(config)`` says
+    whether the config turns it on, ``add(played, encoder_loss, decoder_loss, logged)`` returns the
+    two losses with its terms added, and ``holds_anchors`` whether it needs the anchors' features."""
+
+    holds_anchors = False
+
+    def __init__(self, config: ICTRLConfig):
+        self.config = config
+
+    @staticmethod
+    def enabled(config: ICTRLConfig) -> bool:
+        raise NotImplementedError
+
+    def add(self, played: Played, encoder_loss, decoder_loss, logged):
+        raise NotImplementedError
+
+
+class NoDiscrimination(StepPart):
     """f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j): maximising it turns f into a real-versus-decoded
     discriminator, and features of real old-class images then leave the subspaces their decodings
     are held to. Adds λ Σ_new ΔR(Z_j, Ẑ_j) to the encoder's loss, cancelling its share of −S."""
-
-    holds_anchors = False
 
     @staticmethod
     def enabled(config: ICTRLConfig) -> bool:
         return config.encoder_loss == "no_discrimination"
 
-    def __init__(self, config: ICTRLConfig):
-        self.weight = config.new_weight
-
     def add(self, played: Played, encoder_loss, decoder_loss, logged):
-        return encoder_loss + self.weight * logged["pairwise_new"], decoder_loss
+        return encoder_loss + self.config.new_weight * logged["pairwise_new"], decoder_loss
 
 
-class RealFeatures:
+class RealFeatures(StepPart):
     """f's loss takes no term of the decoded images: it maximises ΔR(Z | y) of the real features and
     the replayed codes (MCR² with the old classes as fixed rows), held by the anchors; the closed loop
     (ΔR(Ẑ), the pairwise terms, the constraint) trains g alone. f's backward pass then skips its pass
-    over the decoded images."""
-
-    holds_anchors = False
+    over the decoded images (Z's terms are their own call in :func:`ctrl_bench.game.game_terms`)."""
 
     @staticmethod
     def enabled(config: ICTRLConfig) -> bool:
         return config.encoder_loss == "real"
 
-    def __init__(self, config: ICTRLConfig):
-        self.eps2 = config.eps2
-
     def add(self, played: Played, encoder_loss, decoder_loss, logged):
-        num_classes = int(played.labels.max()) + 1
-        return -rate_reduction(played.Z_all, played.labels, self.eps2, num_classes), decoder_loss
+        return -played.terms.rate_reduction_z, decoder_loss
 
 
-class AnchorHold:
+class AnchorHold(StepPart):
     """Anchors: at the start of an experience, old-class images are decoded from memory and held
     fixed with their features then (:class:`.plugins.AnchorReplayPlugin`); each step replays some
     and f pays w_a · mean(1 − ⟨f(x_M), f_start(x_M)⟩), so that the features the stored statistics
@@ -72,69 +79,43 @@ class AnchorHold:
     def enabled(config: ICTRLConfig) -> bool:
         return bool(config.anchors_per_class and config.anchor_weight)
 
-    def __init__(self, config: ICTRLConfig):
-        self.weight = config.anchor_weight
-
     def add(self, played: Played, encoder_loss, decoder_loss, logged):
         if played.Z_anchor is None:
             return encoder_loss, decoder_loss
         logged["anchor_drift"] = played.gather(per_sample_drift(played.Z_anchor, played.replay.targets)).mean()
-        return encoder_loss + self.weight * logged["anchor_drift"], decoder_loss
+        return encoder_loss + self.config.anchor_weight * logged["anchor_drift"], decoder_loss
 
 
-class PixelError:
+class PixelError(StepPart):
     """g also minimises w_p times its pixel error on the new batch (g(f(x)) against x) and on the
     anchors (against themselves): the memory holds only what g can draw, and the rate terms alone
-    leave g free to draw any image whose features fall in the right subspace. (In the first
-    experience's warm-up, :class:`DecoderWarmup`'s loss takes its place.)"""
-
-    holds_anchors = False
+    leave g free to draw any image whose features fall in the right subspace."""
 
     @staticmethod
     def enabled(config: ICTRLConfig) -> bool:
         return bool(config.pixel_weight)
 
-    def __init__(self, config: ICTRLConfig):
-        self.weight = config.pixel_weight
-
     def add(self, played: Played, encoder_loss, decoder_loss, logged):
-        if played.warming_up or not played.decoder_grad:
+        if not played.decoder_grad:
             return encoder_loss, decoder_loss
         logged["pixel_error"] = pixel_error(played)
-        return encoder_loss, decoder_loss + self.weight * logged["pixel_error"]
+        return encoder_loss, decoder_loss + self.config.pixel_weight * logged["pixel_error"]
 
 
 class DecoderWarmup:
     """In the first ``decoder_warmup`` of the first experience's epochs g learns to draw before it
-    joins the game: its loss is its pixel error alone (weight w_p, 1 where w_p is 0), and f pays the
-    same error through a second decode that keeps f's gradient (an autoencoder's encoder): with one
-    class the rate reduction is zero, and f would otherwise learn nothing before it is stored."""
-
-    holds_anchors = False
-
-    @staticmethod
-    def enabled(config: ICTRLConfig) -> bool:
-        return bool(config.decoder_warmup)
+    joins the game: each step is an autoencoder's (:func:`.step.warmup_step`), g's loss its pixel
+    error alone (weight w_p, 1 where w_p is 0), f's the rate reduction of its features plus the same
+    error through g: with one class the rate reduction is zero, and f would otherwise learn nothing
+    before it is stored."""
 
     def __init__(self, config: ICTRLConfig):
-        self.fraction, self.weight = config.decoder_warmup, config.pixel_weight or 1.0
+        self.fraction = config.decoder_warmup
 
     def active(self, strategy) -> bool:
         """Whether the next step is in the first experience's warm-up."""
         first = not len(strategy.memory)
         return first and strategy.clock.train_exp_epochs < self.fraction * strategy.train_epochs
-
-    def add(self, played: Played, encoder_loss, decoder_loss, logged):
-        if not played.warming_up:
-            return encoder_loss, decoder_loss
-        with played.autocast():
-            reconstruction = played.decoder(played.Z_new)
-        logged["encoder_pixel_error"] = played.gather(per_sample_pixel_error(reconstruction, played.X)).mean()
-        encoder_loss = encoder_loss + self.weight * logged["encoder_pixel_error"]
-        if not played.decoder_grad:
-            return encoder_loss, decoder_loss.new_zeros(())
-        logged["pixel_error"] = pixel_error(played)
-        return encoder_loss, self.weight * logged["pixel_error"]
 
 
 class DecoderFinish:
@@ -197,7 +178,7 @@ RECIPE = {"NoDiscrimination": "encoder_loss", "RealFeatures": "encoder_loss", "A
           "DriftMap": "drift_map", "ClassLikelihood": "class_spread"}
 
 
-STEP_PARTS = (NoDiscrimination, RealFeatures, AnchorHold, PixelError, DecoderWarmup)  # in the order they add their terms
+STEP_PARTS = (NoDiscrimination, RealFeatures, AnchorHold, PixelError)  # in the order they add their terms
 
 
 def step_parts(config: ICTRLConfig) -> tuple:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..game import constraint_penalty, game_terms, shared_objective
+from ..rate import rate_reduction
 from .config import ICTRLConfig
 
 
@@ -30,15 +31,9 @@ def full_precision(t: Tensor) -> Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def cosine_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
-    """How far f has moved fixed images: mean_i (1 − ⟨z_i, b_i⟩), with z_i their features now and
-    b_i = f_prev(x_i) under the encoder that started the experience (unit vectors). Used for the
-    anchors (decoded old-class images) and, with ``distill_weight``, for the new batch."""
-    return per_sample_drift(Z, Z_before).mean()
-
-
 def per_sample_drift(Z: Tensor, Z_before: Tensor) -> Tensor:
-    """1 − ⟨z_i, b_i⟩ for every row i (see :func:`cosine_drift`)."""
+    """How far f has moved fixed images, per row: 1 − ⟨z_i, b_i⟩, with z_i their features now and
+    b_i = f_prev(x_i) under the encoder that started the experience (unit vectors)."""
     return 1 - (full_precision(Z) * full_precision(Z_before)).sum(1)
 
 
@@ -123,7 +118,6 @@ class Played:
     terms: object
     decoder: nn.Module
     decoder_grad: bool
-    warming_up: bool
     autocast: object
     gather: object
 
@@ -169,7 +163,7 @@ def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | Non
 
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
               masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0, parts=(),
-              decoder_grad: bool = True, autocast=nullcontext, gather=no_gather, warming_up: bool = False,
+              decoder_grad: bool = True, autocast=nullcontext, gather=no_gather,
               split_label: int | None = None) -> StepResult:
     """The losses of one step (see the module docstring): the paper's, then each of ``parts`` (the
     recipe's step parts, :func:`.recipe.step_parts`; none: the paper's game) adds its terms.
@@ -177,8 +171,7 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     penalty). ``decoder_grad=False`` decodes without gradient (the encoder's own move with alternating
     updates). ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
     computed in float32 or float64 whatever it is. ``split_label``: the class id of the second half of a
-    lone class (:func:`split_halves`; its id in ``masks`` must be new). ``warming_up``: the first
-    experience's warm-up, which a part may read (:class:`.recipe.DecoderWarmup`).
+    lone class (:func:`split_halves`; its id in ``masks`` must be new).
 
     ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
     (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
@@ -197,7 +190,7 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
         Z_hat_all = torch.cat([Z_hat_all, gather(Z_hat[n:])])
     terms = game_terms(Z_all, Z_hat_all, labels, masks.num_classes, config.eps2)
     encoder_loss, decoder_loss, logged = paper_losses(terms, masks, config, multiplier, rho)
-    played = Played(X, Z_new, Z_all, labels, X_hat, Z_anchor, replay, terms, decoder, decoder_grad, warming_up, autocast, gather)
+    played = Played(X, Z_new, Z_all, labels, X_hat, Z_anchor, replay, terms, decoder, decoder_grad, autocast, gather)
     for part in parts:
         encoder_loss, decoder_loss = part.add(played, encoder_loss, decoder_loss, logged)
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})
@@ -236,3 +229,26 @@ def drawing_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Repl
     pixel_error = errors.mean()
     decoder_loss = (config.pixel_weight or 1.0) * pixel_error
     return StepResult(decoder_loss.new_zeros(()), decoder_loss, Z_new, {"pixel_error": pixel_error.detach()})
+
+
+def warmup_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, config: ICTRLConfig, *,
+                autocast=nullcontext, gather=no_gather, split_label: int | None = None) -> StepResult:
+    """The first experience's warm-up (:class:`.recipe.DecoderWarmup`) as one autoencoder step:
+
+        Z = f(X), X̂ = g(Z) (gradient through both), e = mean_i ‖x̂_i − x_i‖² / (C·H·W)
+        encoder loss = −ΔR(Z | y) + w_p e,   decoder loss = w_p e      (w_p = pixel_weight, 1 where it is 0)
+
+    g learns to draw before it plays, f learns the classes' rate reduction and pays the same pixel
+    error through g. One f pass and one decode: neither loss needs f(X̂) or the game's terms.
+    ``split_label`` splits a lone class in halves, as in :func:`game_step`."""
+    with autocast():
+        Z = encoder(X)
+        X_hat = decoder(Z)
+    Z_all, labels = gather(Z), gather(y)
+    if split_label is not None:
+        labels = split_halves(full_precision(Z_all.detach()), labels, split_label)
+    rate = rate_reduction(Z_all, labels, config.eps2, int(labels.max()) + 1)
+    error = gather(per_sample_pixel_error(X_hat, X)).mean()
+    weight = config.pixel_weight or 1.0
+    return StepResult(-rate + weight * error, weight * error, Z,
+                      {"rate_reduction_z": rate.detach(), "pixel_error": error.detach()})

@@ -27,7 +27,7 @@ from ..rate import rate_reduction
 from .config import EVAL_MB_SIZE, FIELDS, TRAIN_EPOCHS, TRAIN_MB_SIZE, ICTRLConfig
 from .plugins import AnchorReplayPlugin, ExperienceSummaryPlugin, FeatureMemoryPlugin
 from .recipe import DecoderFinish, DecoderWarmup, EncoderRestart, FirstSteps, step_parts
-from .step import ClassMasks, Replay, StepResult, drawing_step, game_step
+from .step import ClassMasks, Replay, StepResult, drawing_step, game_step, warmup_step
 from .update import TwoPlayerTemplate
 
 
@@ -215,10 +215,12 @@ class ICTRL(TwoPlayerTemplate):
         if self._encoder_holds():
             return drawing_step(self.encoder, self.decoder, self.mb_x, replay, self.config, autocast=self._autocast,
                                 gather=distributed.gather)
+        if self._decoder_warming_up():
+            return warmup_step(self.encoder, self.decoder, self.mb_x, self.mb_y, self.config, autocast=self._autocast,
+                               gather=distributed.gather, split_label=self.split_id)
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
                          self.multiplier, rho=self.rho, parts=self.parts, decoder_grad=decoder_grad,
-                         autocast=self._autocast, gather=distributed.gather, warming_up=self._decoder_warming_up(),
-                         split_label=self.split_id)
+                         autocast=self._autocast, gather=distributed.gather, split_label=self.split_id)
 
     def _decoder_warming_up(self) -> bool:
         return self.warmup.active(self)

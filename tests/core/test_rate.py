@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from ctrl_bench import (NonFiniteRateError, class_coding_rate, coding_rate, game_terms, pairwise_rate_reduction,
                         rate_reduction)
-from ctrl_bench.rate import class_grams
+from ctrl_bench.rate import class_blocks, half_logdets_of_rows
 
 
 def sphere(n, d, seed=0, dtype=torch.float64):
@@ -109,14 +109,31 @@ def test_game_terms_match_the_public_functions():
     assert terms.pairwise[3].item() == 0.0  # absent class
 
 
-def test_class_grams_are_each_class_second_moment():
+def test_class_blocks_are_each_class_rows():
     Z, y = sphere(50, 6), torch.tensor([4, 0, 4, 2] * 12 + [0, 2])  # ids 1 and 3 absent
-    grams, counts = class_grams(Z, y, 5)
+    blocks, counts = class_blocks(Z, y, 5)
     for c in range(5):
-        assert torch.allclose(grams[c], Z[y == c].T @ Z[y == c], rtol=0, atol=1e-12)
+        assert torch.equal(blocks[c], Z[y == c])
         assert counts[c] == (y == c).sum()
     with pytest.raises(ValueError, match="beyond the 4 class ids"):
-        class_grams(Z, y, 4)
+        class_blocks(Z, y, 4)
+
+
+def test_row_form_log_determinants_equal_the_d_by_d_ones_with_their_gradients():
+    """Sylvester's identity: sets of 1, 3, 5, 9, 16, 17 and 40 rows in d = 32 (row forms padded to
+    1, 4, 8, 16, 16; the d × d form from 17 rows up) give ½ logdet(I_d + s AᵀA) and its gradient."""
+    d = 32
+    blocks = [sphere(n, d, seed).requires_grad_() for seed, n in enumerate([1, 3, 5, 9, 16, 17, 40, 0])]
+    scales = torch.tensor([0.5, 2.0, 3.0, 1.0, 7.0, 0.25, 4.0, 1.0], dtype=torch.float64)
+    values = half_logdets_of_rows(blocks, scales)
+    direct = torch.stack([0.5 * torch.logdet(torch.eye(d, dtype=torch.float64) + s * A.T @ A)
+                          for A, s in zip(blocks, scales)])
+    assert torch.allclose(values, direct, rtol=1e-12, atol=1e-12)
+    assert values[-1] == 0  # a set without rows
+    weights = torch.arange(1.0, 9.0, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad((weights * values).sum(), blocks[:-1]),
+                    torch.autograd.grad((weights * direct).sum(), blocks[:-1])):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_game_terms_and_their_gradients_ignore_ids_without_rows():

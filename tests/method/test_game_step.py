@@ -11,7 +11,7 @@ from ctrl_bench.game import game_terms
 from ctrl_bench.ictrl import PUBLISHED, RETENTION, ClassMasks, ICTRLConfig, Replay, game_step
 from ctrl_bench.ictrl.config import options_table
 from ctrl_bench.ictrl.recipe import step_parts
-from ctrl_bench.ictrl.step import cosine_drift
+from ctrl_bench.ictrl.step import per_sample_drift, warmup_step
 from ctrl_bench.rate import rate_reduction
 
 
@@ -97,7 +97,7 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
     with torch.no_grad():
         f.linear.weight.add_(0.3 * torch.randn_like(f.linear.weight))
     moved = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
-    assert moved.terms["anchor_drift"].item() == pytest.approx(cosine_drift(f(images), targets).item())
+    assert moved.terms["anchor_drift"].item() == pytest.approx(per_sample_drift(f(images), targets).mean().item())
     assert moved.terms["anchor_drift"] > 0.01
 
 
@@ -163,36 +163,38 @@ def test_without_parts_the_step_is_the_papers_game_whatever_the_config(players):
     objective, constraint = result.terms["objective"].item(), result.terms["constraint_old"].item()
     assert result.encoder_loss.item() == pytest.approx(5.0 * constraint - objective)
     assert result.decoder_loss.item() == pytest.approx(objective + 5.0 * constraint)
-    assert not {"anchor_drift", "pixel_error", "encoder_pixel_error"} & set(result.terms)
+    assert not {"anchor_drift", "pixel_error"} & set(result.terms)
 
 
 @pytest.mark.parametrize("pixel_weight", [300.0, 0.0])
-def test_in_the_warm_up_g_learns_its_pixel_error_alone_and_f_pays_it_through_g(players, pixel_weight):
-    """warming_up=True with the recipe's parts (DecoderWarmup): g's loss is w·‖g(f(x)) − x‖² alone
-    (w = pixel_weight, 1 where it is 0); f pays the same error through a decode that keeps its gradient,
-    on top of its game loss; the encoder's own move gives g no loss."""
+def test_the_warm_up_is_an_autoencoder_step_with_the_rate_reduction_of_real_features(players, pixel_weight):
+    """warmup_step (DecoderWarmup): g's loss is w·‖g(f(x)) − x‖² alone (w = pixel_weight, 1 where it is
+    0); f's is −ΔR(f(X) | y) plus the same error, whose gradient reaches f through g; one f pass and one
+    decode."""
     f, g = players
     X, y = batch()
     config = ICTRLConfig(pixel_weight=pixel_weight)
-    parts, weight = step_parts(config), pixel_weight or 1.0
-    game = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts)
-    warm = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts, warming_up=True)
+    weight = pixel_weight or 1.0
+    calls = []
+    hooks = [m.register_forward_pre_hook(lambda module, inputs, name=name: calls.append(name))
+             for name, m in (("f", f), ("g", g))]
+    warm = warmup_step(f, g, X, y, config)
+    for hook in hooks:
+        hook.remove()
+    assert calls == ["f", "g"]
     with torch.no_grad():
         error = ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean().item()
+        rate = rate_reduction(f(X), y, config.eps2).item()
     assert warm.terms["pixel_error"].item() == pytest.approx(error)
-    assert warm.terms["encoder_pixel_error"].item() == pytest.approx(error)
     assert warm.decoder_loss.item() == pytest.approx(weight * error)
-    assert warm.encoder_loss.item() == pytest.approx(game.encoder_loss.item() + weight * error)
-    assert "encoder_pixel_error" not in game.terms
-    # f's gradient of the warm-up's extra term is that of the error through g
-    extra = torch.autograd.grad(warm.encoder_loss - game.encoder_loss, list(f.parameters()))
-    through = torch.autograd.grad(weight * ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean(), list(f.parameters()))
-    for a, b in zip(extra, through):
+    assert warm.encoder_loss.item() == pytest.approx(-rate + weight * error)
+    through = torch.autograd.grad(-rate_reduction(f(X), y, config.eps2)
+                                  + weight * ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean(), list(f.parameters()))
+    for a, b in zip(torch.autograd.grad(warm.encoder_loss, list(f.parameters()), retain_graph=True), through):
         torch.testing.assert_close(a, b)
-    own_move = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts, warming_up=True,
-                         decoder_grad=False)
-    assert own_move.decoder_loss.item() == 0.0 and "pixel_error" not in own_move.terms
-    assert own_move.encoder_loss.item() == pytest.approx(warm.encoder_loss.item())
+    direct = torch.autograd.grad(weight * ((g(f(X).detach()) - X) ** 2).flatten(1).mean(1).mean(), list(g.parameters()))
+    for a, b in zip(torch.autograd.grad(warm.decoder_loss, list(g.parameters())), direct):
+        torch.testing.assert_close(a, b)
 
 
 def old_codes(per_class=3, classes=(2, 3)):
@@ -230,7 +232,7 @@ def test_real_features_f_maximises_the_rate_reduction_of_the_real_rows_and_g_pla
     assert rate > 0.1
     assert result.encoder_loss.item() == pytest.approx(-rate.item(), rel=1e-12)
     assert result.encoder_loss.item() == pytest.approx(-terms.rate_reduction_z.item(), rel=1e-12)
-    assert "anchor_drift" not in result.terms and "encoder_pixel_error" not in result.terms
+    assert "anchor_drift" not in result.terms
     # g: the paper's S + C (γ = 5, the fixed penalty) and its pixel error on the new batch
     shared = terms.rate_reduction_z + terms.rate_reduction_zhat + config.new_weight * terms.pairwise[:2].sum()
     penalty = 5.0 * terms.pairwise[2:].sum()
@@ -281,15 +283,11 @@ def test_real_features_then_the_anchors_drift_and_the_warm_ups_pixel_error(playe
     labels = torch.cat([y, old_labels])
     with torch.no_grad():
         rate = rate_reduction(torch.cat([f(X), codes]), labels, config.eps2, int(labels.max()) + 1)
-        drift = cosine_drift(f(images), targets)
-        error = ((g(f(X)) - X) ** 2).flatten(1).mean(1).mean()
+        drift = per_sample_drift(f(images), targets).mean()
     assert drift > 0.01
     assert result.terms["anchor_drift"].item() == pytest.approx(drift.item())
     assert result.encoder_loss.item() == pytest.approx((-rate + 1000.0 * drift).item(), rel=1e-10)
     before = f_gradient(result.encoder_loss, f)
-    warm = game_step(f, g, X, y, replay, classes, config, multiplier=5.0, parts=parts, warming_up=True)
-    assert warm.terms["encoder_pixel_error"].item() == pytest.approx(error.item())
-    assert warm.encoder_loss.item() == pytest.approx((-rate + 1000.0 * drift + 300.0 * error).item(), rel=1e-10)
     with torch.no_grad():
         for p in g.parameters():
             p.add_(0.5 * torch.randn_like(p))
