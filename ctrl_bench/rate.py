@@ -6,8 +6,8 @@ Conventions used throughout:
 * ``eps2`` is ε², exactly as the official CTRL / i-CTRL code (``EPS``) plugs it in:
   the scale of an ``n``-sample set is ``d / (n · eps2)``.
 * Every log-determinant logdet(I_d + scale · ZᵀZ) is taken through a Cholesky factor
-  (``logdet = 2 Σ log diag L``), in at least float32 and outside autocast; a set of fewer rows than
-  d is factorised in its row form I_n + scale · Z Zᵀ (Sylvester's identity, :func:`half_logdets_of_rows`).
+  (``logdet = 2 Σ log diag L``), in at least float32 and outside autocast; a set of at most d/2
+  rows is factorised in its row form I_n + scale · Z Zᵀ (Sylvester's identity, :func:`half_logdets_of_rows`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _as_rate_input(Z: Tensor) -> Tensor:
 
 
 def _row_form_size(n: int, d: int) -> int:
-    """The size a set of ``n`` rows is factorised at: d (the d × d form) from n ≥ d/2 up, else the
+    """The size a set of ``n`` rows is factorised at: d (the d × d form) where n > d/2, else the
     row form padded to the next power of two, so that sets of similar size share one batched call."""
     return d if 2 * n > d else 1 << max(n - 1, 0).bit_length()
 
@@ -65,7 +65,7 @@ def half_logdets_of_rows(blocks: list[Tensor], scales: Tensor, term: str = "rate
     """½ · logdet(I_d + s_i B_iᵀ B_i) for each row block B_i of shape (n_i, d), a value each (0 for n_i = 0).
 
     Sylvester's determinant identity, det(I_d + s BᵀB) = det(I_n + s B Bᵀ), gives the same value from
-    the n_i × n_i row Gram: a block of n_i < d/2 rows is factorised in that form, padded with zero rows
+    the n_i × n_i row Gram: a block of n_i ≤ d/2 rows is factorised in that form, padded with zero rows
     to the next power of two (a zero row adds a row of the identity: the determinant is unchanged), the
     others as d × d. Blocks of one size share one batched Cholesky. A class with a few replayed rows
     thus costs a few rows' worth, and a step's cost does not grow with the number of such classes.

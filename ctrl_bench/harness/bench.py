@@ -22,7 +22,7 @@ from scenarios.registry import check_scenario
 
 from . import grid
 from .atomic import TMP_PREFIX
-from .budget import PROBE_EPOCHS, ProbeFailed, fitted_epochs, probe_config
+from .budget import MAX_CHECKS, PROBE_EPOCHS, ProbeFailed, fitted_epochs, measured_points, probe_config
 from .cells import BenchInterrupted, Bench, DataError, memories, run_in_process
 from .config import ConfigError, RunConfig
 from .lock import out_lock
@@ -212,24 +212,36 @@ def run_cells(bench: Bench) -> tuple[str, list[dict]]:
 
 
 def measure_budgets(config: RunConfig, device: torch.device, datasets: dict, main: bool) -> dict:
-    """--budget-flops: run (or reuse) the FLOPs probes of every method (:mod:`.budget`) and return the
-    epochs that fit in each budget, {(scenario name, method, memory, F): epochs}."""
+    """--budget-flops: run (or reuse) the FLOPs probes of every method (:mod:`.budget`: the line's two,
+    then the checks at the guessed epochs) and return the epochs that fit in each budget,
+    {(scenario name, method, memory, F): epochs}."""
     probes = probe_config(config)
     if main:
         print(f"--budget-flops: measuring each method's training FLOPs at {' and '.join(map(str, PROBE_EPOCHS))} "
-              f"epochs per experience (seed {probes.seeds[0]}; records in {probes.out})", flush=True)
+              f"epochs per experience, then at the epochs that fit (seed {probes.seeds[0]}; records in {probes.out})",
+              flush=True)
     bench = Bench(probes, device, datasets, judges_dir=os.path.join(config.out, "judges"))
-    run_cells(bench)
-    fitted, refused = {}, None
-    if main:
-        try:
-            fitted = fitted_epochs(config, bench.store, bench.cells)
-        except (ConfigError, ProbeFailed) as err:
-            refused = (isinstance(err, ConfigError), str(err))
-    fitted, refused = distributed.broadcast((fitted, refused))  # every process stops, or goes on with rank 0's epochs
-    if refused is not None:
-        bad_budget, message = refused
-        raise (ConfigError if bad_budget else ProbeFailed)(message)
+    line_cells = bench.cells
+    measured = list(line_cells)
+    fitted = {}
+    for _ in range(MAX_CHECKS + 1):
+        run_cells(bench)
+        wanted, refused = {}, None
+        if main:
+            try:
+                fitted, wanted = fitted_epochs(config, measured_points(bench.store, measured))
+            except (ConfigError, ProbeFailed) as err:
+                refused = (isinstance(err, ConfigError), str(err))
+        fitted, wanted, refused = distributed.broadcast((fitted, wanted, refused))
+        if refused is not None:
+            bad_budget, message = refused
+            raise (ConfigError if bad_budget else ProbeFailed)(message)
+        bench.cells = [(name, dataclasses.replace(cell, epochs=e)) for name, cell in line_cells
+                       if cell.epochs == PROBE_EPOCHS[0]
+                       for e in sorted(wanted.get((name, cell.method, cell.memory), ()))]
+        if not bench.cells:
+            break
+        measured += bench.cells
     if main:
         for (name, method, memory, flops), epochs in fitted.items():
             shown = f" ({memory} images)" if memory is not None else ""

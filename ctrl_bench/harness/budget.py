@@ -6,8 +6,12 @@ the steps' cost per epoch (summed over the experiences), a what does not scale w
 upkeep between experiences: memories fitted, exemplars chosen, anchors decoded). Both are measured,
 not assumed: each (scenario, method, memory) runs once at :data:`PROBE_EPOCHS` epochs per experience
 (the command's first seed, the whole run, so that the later experiences' rehearsal and replay are in
-it), the line through those points gives a and b, and the cell gets E = ⌊(F − a) / b⌋. A record
-carries the FLOPs it actually spent beside F, so a prediction that missed shows in the table.
+it), the line through those points gives a and b, and E = ⌊(F − a) / b⌋ is a first guess. A method
+whose cost per epoch is not the same at every E (a warm-up or a finish that is a fraction of the
+epochs, rounded to whole epochs) is not on that line, so the guess is checked: the method runs at E
+(the same seed, one probe more), and E moves by regula falsi between the measured counts within F and
+over it (:func:`next_check`) until the most epochs within F is measured, at most :data:`MAX_CHECKS`
+times. A record carries the FLOPs it actually spent beside F.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .config import ConfigError, RunConfig
 from .records import Cell, RecordStore
 
 PROBE_EPOCHS = (1, 2)
+MAX_CHECKS = 5  # probes at the guessed epochs per budget, beyond the two of the line
 PROBES_DIR = "flops-probes"  # under --out: the probes' records and results, reused by the next command
 
 
@@ -53,25 +58,64 @@ def probe_config(config: RunConfig) -> RunConfig:
                                eval_images=None)
 
 
-def fitted_epochs(config: RunConfig, probes: RecordStore, cells: list[tuple[str, Cell]]) -> dict:
-    """{(scenario name, method, memory, F): epochs} from the probes' records under ``probes``
-    (``cells``: the probe command's cells); ConfigError naming the method and the least budget that
-    holds one epoch when some F does not."""
-    points: dict[tuple, list] = {}
+def next_check(points: dict[int, float], budget: float) -> int | None:
+    """The next epoch count to measure for ``budget``, or None when the answer (:func:`settled_epochs`)
+    is known. ``points``: {E: training FLOPs} measured, rising with E. The largest E within the budget
+    is known when E + 1 was measured over it, or, with no count over it yet, when the line through the
+    two largest counts within puts E + 1 over it. Otherwise the next is that line's E, or, once some
+    count is over, the E of the line through the bracket's ends (the largest within, the smallest
+    over), kept strictly inside the bracket."""
+    within = sorted(e for e, f in points.items() if f <= budget)
+    over = sorted(e for e, f in points.items() if f > budget)
+    if not within or (over and over[0] == within[-1] + 1):
+        return None
+    if over:
+        ends = (within[-1], over[0])
+    elif len(within) > 1:
+        ends = (within[-2], within[-1])
+    else:
+        return None
+    a, b = fit_line([(e, points[e]) for e in ends])
+    guess = epochs_within(budget, a, b)
+    if over:  # inside the bracket, which shrinks with every check
+        return min(max(guess, within[-1] + 1), over[0] - 1)
+    return guess if guess > within[-1] else None
+
+
+def settled_epochs(points: dict[int, float], budget: float) -> int:
+    """The most epochs measured within ``budget`` (0 when none is)."""
+    return max((e for e, f in points.items() if f <= budget), default=0)
+
+
+def measured_points(probes: RecordStore, cells: list[tuple[str, Cell]]) -> dict[tuple, dict[int, float]]:
+    """{(scenario name, scenario label, method, memory): {epochs: training FLOPs}} from the probes'
+    records of ``cells``; ProbeFailed for a cell that left no count."""
+    points: dict[tuple, dict[int, float]] = {}
     for name, cell in cells:
         record, _ = probes.load(cell)
         if record is None or record.get("train_flops") is None:
             raise ProbeFailed(f"the FLOPs probe {cell} left no count (see above); rerun the same command")
-        points.setdefault((name, cell.scenario, cell.method, cell.memory), []).append(
-            (cell.epochs, record["train_flops"]))
-    epochs = {}
+        points.setdefault((name, cell.scenario, cell.method, cell.memory), {})[cell.epochs] = record["train_flops"]
+    return points
+
+
+def fitted_epochs(config: RunConfig, points: dict[tuple, dict[int, float]]) -> tuple[dict, dict]:
+    """The epochs of each (scenario name, method, memory, F) so far, and the epoch counts still to
+    measure for them, {(scenario name, method, memory): {E}}, from the probes' ``points``
+    (:func:`measured_points`): the line through the :data:`PROBE_EPOCHS` points gives the first guess,
+    :func:`next_check` the next ones. ConfigError naming the method and the least budget that holds one
+    epoch when some F does not."""
+    epochs, wanted = {}, {}
     for (name, label, method, memory), measured in points.items():
-        a, b = fit_line(measured)
+        a, b = fit_line([(e, measured[e]) for e in PROBE_EPOCHS])
         for budget in config.budget_flops:
-            fits = epochs_within(budget, a, b)
-            if fits < 1:
+            if epochs_within(budget, a, b) < 1 and measured[PROBE_EPOCHS[0]] > budget:
                 raise ConfigError(f"--budget-flops {budget:.3g} holds less than one epoch per experience of {method} "
                                   f"on {label} ({a + b:.3g} FLOPs, measured in {os.path.join(config.out, PROBES_DIR)}): "
                                   f"give at least {a + b:.3g}")
-            epochs[(name, method, memory, budget)] = fits
-    return epochs
+            first_guess = max(epochs_within(budget, a, b), 1)
+            guess = first_guess if first_guess not in measured else next_check(measured, budget)
+            if guess is not None and guess not in measured:
+                wanted.setdefault((name, method, memory), set()).add(guess)
+            epochs[(name, method, memory, budget)] = settled_epochs(measured, budget)
+    return epochs, wanted

@@ -16,7 +16,7 @@ import numpy as np
 
 from .atomic import atomic_write_set
 from .budget import PROBE_EPOCHS, PROBES_DIR
-from .records import cell_details, short_hash, slug, tuned_label
+from .records import cell_details, flops_text, short_hash, slug, tuned_label
 from .stats import paired_difference
 
 SUMMARY_FIELDS = ("last_accuracy", "average_incremental_accuracy", "forgetting", "bwt", "wall_seconds")
@@ -42,11 +42,17 @@ def _finished_at(run: dict) -> str:
     return run.get("provenance", {}).get("finished_at", "")
 
 
+COMPUTE_MATCHED = "compute-matched"  # the label's mark of a --budget-flops row
+
+
 def base_label(run: dict) -> str:
     """A row's name: the method, the images a rehearsal run keeps, and its budget when it departs from
     the shared one, e.g. "replay (500 images)", "der (500 images) [4 epochs]"."""
     label = run["method"]
-    shown = cell_details(run.get("memory_images"), run.get("cell_epochs"), run.get("cell_budget_flops"))
+    if run.get("cell_budget_flops"):  # the same name in every scenario; its budget and epochs are in the notes
+        shown = cell_details(run.get("memory_images"), None, None) + [COMPUTE_MATCHED]
+    else:
+        shown = cell_details(run.get("memory_images"), run.get("cell_epochs"), None)
     if shown:
         label += f" ({', '.join(shown)})"
     tuned = (run.get("settings") or {}).get("tuned")
@@ -437,14 +443,27 @@ def notes_of(runs: list[dict]) -> list[str]:
         notes.append("Rows 'tuned on S (N trials)' ran with the settings ctrl-bench tune chose on S's validation split "
                      "(--settings); the other rows run at their defaults")
     if any(r.get("cell_budget_flops") for r in runs):
-        notes.append("Rows with 'N epochs ≤ F FLOPs' are compute-matched: each method trained the most epochs per "
-                     f"experience whose training FLOPs a + b·E fit in F, a and b measured by a run of it at "
+        notes.append(f"Rows marked {COMPUTE_MATCHED} trained the most epochs per experience whose training FLOPs "
+                     f"a + b·E fit in the scenario's budget F, a and b measured by a run of each method at "
                      f"{' and '.join(map(str, PROBE_EPOCHS))} epochs (under {PROBES_DIR}/); Training FLOPs is what it "
-                     "then spent. The other rows are epoch-matched")
+                     f"then spent. {compute_matched_budgets(runs)}. The other rows are epoch-matched")
     notes += sorted({f"{r['method']} {note}" for r in runs for note in r.get("notes", ())})
     oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
     notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
     return notes
+
+
+def compute_matched_budgets(runs: list[dict]) -> str:
+    """Each scenario's --budget-flops F and the epochs per experience each method got in it, e.g.
+    "mnist_5k-5: F = 1.15e+12 (ctrl 21, der 29 epochs)"."""
+    budgets: dict[tuple[str, float], dict[str, set]] = {}
+    for r in runs:
+        if r.get("cell_budget_flops"):
+            name = r["method"] + "".join(f" ({shown})" for shown in cell_details(r.get("memory_images"), None, None))
+            budgets.setdefault((r["scenario"], r["cell_budget_flops"]), {}).setdefault(name, set()).add(r["cell_epochs"])
+    return "; ".join(f"{scenario}: F = {flops_text(flops)} ("
+                     + ", ".join(f"{name} {'/'.join(map(str, sorted(epochs)))}" for name, epochs in sorted(methods.items()))
+                     + " epochs)" for (scenario, flops), methods in sorted(budgets.items()))
 
 
 def write_results(out_dir: str, runs: list[dict], methods: list[str], header: list[str],

@@ -3,6 +3,7 @@ statistics over seeds, and figures whose labels never cover each other."""
 
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from ctrl_bench.harness import cli
-from ctrl_bench.harness.budget import epochs_within, fit_line
+from ctrl_bench.harness.budget import MAX_CHECKS, epochs_within, fit_line, next_check, settled_epochs
 from ctrl_bench.harness.flops import TrainingFlops
 from ctrl_bench.harness.plots import accuracy_figure, flops_figure, memory_figure
 from ctrl_bench.harness.results import paired, summarise
@@ -167,6 +168,36 @@ def test_fit_line_and_epochs_within_on_known_numbers():
         fit_line([(2, 8.0), (2, 9.0)])
 
 
+def phased_cost(epochs: int) -> float:
+    """FLOPs of a method whose last 70 % of epochs (rounded up to whole epochs) cost a third of the
+    others, plus a fixed upkeep: off the line its 1- and 2-epoch runs draw (as i-CTRL's finish is)."""
+    cheap = epochs - math.ceil(round(0.3 * epochs, 9))
+    return 10.0 + 3.0 * (epochs - cheap) + 1.0 * cheap
+
+
+def search(cost, budget: float) -> tuple[int, int]:
+    """What the harness does: the line through 1 and 2 epochs, then the checks; (epochs, checks)."""
+    a, b = fit_line([(1, cost(1)), (2, cost(2))])
+    points, guess, checks = {1: cost(1), 2: cost(2)}, max(epochs_within(budget, a, b), 1), 0
+    while guess is not None and guess not in points and checks < MAX_CHECKS:
+        points[guess], checks = cost(guess), checks + 1
+        guess = next_check(points, budget)
+    return settled_epochs(points, budget), checks
+
+
+@pytest.mark.parametrize("budget", [40.0, 60.0, 75.5, 100.0])
+def test_the_checks_find_the_most_epochs_within_the_budget_off_the_line(budget):
+    epochs, checks = search(phased_cost, budget)
+    best = max(e for e in range(1, 200) if phased_cost(e) <= budget)
+    assert epochs == best and checks <= MAX_CHECKS
+    assert max(epochs_within(budget, *fit_line([(1, phased_cost(1)), (2, phased_cost(2))])), 1) != best  # the line misses
+
+
+def test_a_method_on_its_line_needs_one_check():
+    assert search(lambda e: 2.0 + 3.0 * e, 14.5) == (4, 1)
+    assert next_check({1: 5.0, 2: 8.0, 4: 14.0}, 14.5) is None and next_check({1: 5.0, 2: 8.0, 5: 17.0}, 14.5) == 4
+
+
 def test_budget_flops_gives_each_method_the_epochs_that_fit(tiny_npz, tmp_path, capsys):
     out = tmp_path / "runs"
     with pytest.raises(SystemExit) as refused:
@@ -195,4 +226,5 @@ def test_budget_flops_gives_each_method_the_epochs_that_fit(tiny_npz, tmp_path, 
     (replay,) = [json.loads(p.read_text()) for p in replay_dir.glob("ep*/seed0.json")]
     assert replay["cell_epochs"] < 3  # its buffer's images make an epoch dearer: fewer fit
     text = (out / "results.md").read_text()
-    assert f"naive (3 epochs ≤ {budget:.3g} FLOPs)" in text and "compute-matched" in text
+    assert "naive (compute-matched)" in text and "replay (40 images, compute-matched)" in text
+    assert f"F = {budget:.3g} (naive 3, replay (40 images) {replay['cell_epochs']} epochs)" in text
