@@ -158,7 +158,8 @@ def build_parser(prog: str = "ctrl-bench") -> argparse.ArgumentParser:
                         "run per value, every experience that long (a curve in the FLOPs figure)")
     g.add_argument("--budget-flops", type=positive_float, nargs="+", metavar="F",
                    help="compute-matched instead of epoch-matched: every method the most epochs per experience whose "
-                        f"training FLOPs fit in F, fitted from a run of it at {' and '.join(map(str, PROBE_EPOCHS))} epochs (kept under "
+                        f"training FLOPs fit in F: a first guess from runs of it at {' and '.join(map(str, PROBE_EPOCHS))} "
+                        "epochs, then runs at the guessed epochs until the most that fit is measured (all kept under "
                         "--out/flops-probes); several values give one run per value (a curve in the FLOPs figure)")
     g.add_argument("--settings", metavar="TUNED_JSON",
                    help="run each method with the settings `ctrl-bench tune` chose for it (its tuned.json); rows are "

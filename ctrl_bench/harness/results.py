@@ -444,9 +444,10 @@ def notes_of(runs: list[dict]) -> list[str]:
                      "(--settings); the other rows run at their defaults")
     if any(r.get("cell_budget_flops") for r in runs):
         notes.append(f"Rows marked {COMPUTE_MATCHED} trained the most epochs per experience whose training FLOPs "
-                     f"a + b·E fit in the scenario's budget F, a and b measured by a run of each method at "
-                     f"{' and '.join(map(str, PROBE_EPOCHS))} epochs (under {PROBES_DIR}/); Training FLOPs is what it "
-                     f"then spent. {compute_matched_budgets(runs)}. The other rows are epoch-matched")
+                     f"fit in the scenario's budget F, measured by runs of each method at "
+                     f"{' and '.join(map(str, PROBE_EPOCHS))} epochs and at the epochs they pointed to (under "
+                     f"{PROBES_DIR}/); Training FLOPs is what it then spent. {compute_matched_budgets(runs)}. The "
+                     "other rows are epoch-matched")
     notes += sorted({f"{r['method']} {note}" for r in runs for note in r.get("notes", ())})
     oracles = sorted({(r["method"], r["oracle"]) for r in runs if r.get("oracle")})
     notes += [f"{ORACLE_MARK} {method}: an oracle, not a class-incremental result: {why}" for method, why in oracles]
