@@ -10,6 +10,8 @@ from avalanche.core import SupervisedPlugin
 
 from baselines import get_method
 from ctrl_bench.harness import runner
+from ctrl_bench.ictrl import ICTRLConfig
+from ctrl_bench.ictrl.plugins import replay_count
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compute_breakdown.py"
 
@@ -101,8 +103,9 @@ def test_phases_and_parts_add_up_every_phase_is_listed_and_training_is_unchanged
     for name in ("f on the new images", "g on the codes", "f on the decoded images and anchors", "rate terms",
                  "backward: ∇f", "backward: ∇g"):
         assert part(game, name)["flops_per_step"] > 0, name
-    assert part(game, "g on the codes")["rows"] == "96 new + 48 replayed"  # half a batch of anchors' codes
-    assert part(game, "f on the decoded images and anchors")["rows"] == "144 decoded + 48 anchors"
+    replayed = replay_count(ICTRLConfig().replay_ratio, 96)  # the anchors' codes of a batch of 96
+    assert part(game, "g on the codes")["rows"] == f"96 new + {replayed} replayed"
+    assert part(game, "f on the decoded images and anchors")["rows"] == f"{96 + replayed} decoded + {replayed} anchors"
     assert part(game, "Adam steps")["flops_per_step"] == 0  # element-wise: no counted FLOPs
     upkeep = {x["part"]: x["flops"] for x in ctrl["upkeep_parts"]}
     assert upkeep["set-up: anchors decoded (g) and encoded (f)"] > 0
