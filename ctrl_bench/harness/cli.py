@@ -324,6 +324,11 @@ def tune_main(argv: list[str], prog: str) -> int:
     return 0
 
 
+def command(prog: str = "ctrl-bench") -> None:
+    """The ``ctrl-bench`` process: :func:`main` on ``sys.argv``, its result the exit status (:func:`.stopping.leave`)."""
+    stopping.leave(main(prog=prog))
+
+
 def main(argv=None, prog: str = "ctrl-bench") -> int:
     """The command line: parse, run, print the summary; one line on stderr and exit 2 for bad
     arguments, 1 for bad data, a failed run or a file that cannot be written, 130 on Ctrl-C and 143 on SIGTERM

@@ -3,13 +3,16 @@ SIGINT (Ctrl-C) both become :class:`Stopped`, a ``KeyboardInterrupt``, so that o
 the finished work is kept, Ray is shut down, and one line says what finished and how to go on.
 
 Ray installs native handlers when it starts (a SIGTERM then prints a stack dump and aborts), so
-:func:`install` is called again once Ray is up; Python's handler replaces the native one.
+:func:`install` is called again once Ray is up; Python's handler replaces the native one. Once the
+closing line is out, :func:`leave` ends the process: at once where Ray ran, whose threads and exit
+handlers can otherwise keep a stopped process alive after Ray has been shut down.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -54,3 +57,14 @@ def closing_line(message: str) -> str:
 def exit_code() -> int:
     """The shell's code for a command ended by the signal: 128 + its number (130 for Ctrl-C)."""
     return 128 + (_received[0] if _received else signal.SIGINT)
+
+
+def leave(code: int):
+    """Exit the process with ``code``. A stopped command (``code`` is :func:`exit_code`'s) that loaded Ray
+    ends at once, its streams flushed: everything that finished is already on disk, written atomically by
+    the main thread, and Ray's threads and exit handlers are left no chance to hold the interpreter at exit."""
+    if _received and code == exit_code() and "ray" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
