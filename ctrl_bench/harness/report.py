@@ -9,7 +9,8 @@ what would be rendered, so a number edited by hand fails the tests. A figure is 
 the numbers it draws change (their hash is kept in the PNG), so that rendering on another machine
 or with another matplotlib rewrites no figure. Any other Markdown file under docs/ may hold marker
 pairs ``<!-- table:NAME:begin -->`` … ``<!-- table:NAME:end -->``, between which the render puts a compact
-table of stored table NAME (:func:`compact_table`), and ``--check`` checks those files too.
+table of stored table NAME (:func:`compact_table`; a table of named rows with a baseline, an ablation,
+as :func:`variant_table`), and ``--check`` checks those files too.
 """
 
 from __future__ import annotations
@@ -441,12 +442,59 @@ def compact_table(name: str, table: dict, link: str) -> list[str]:
                         f"[results.md]({link})."]
 
 
+VARIANT_FIELDS = ("last_accuracy", "learning_accuracy", "forgetting")  # a variant table's cell, in this order
+
+
+def variant_table(name: str, table: dict, link: str) -> list[str]:
+    """Stored table ``name`` of named rows (an ablation; ``table["baseline"]`` names the row the others
+    leave something out of) as one line per row and one column per scenario. The baseline's cell is its
+    Last · learning accuracy · forgetting, mean over its seeds; another row's cell is its change in each,
+    paired: the mean over the seeds both rows ran of (row − baseline) at the same seed, so the same data
+    order. Rows run most-hurt first (mean change in Last over the scenarios); a cell over fewer seeds than
+    the baseline's names them."""
+    baseline = table["baseline"]
+    by = {}  # (variant, scenario) → {seed: record}
+    for record in table["records"]:
+        by.setdefault((record.get("variant"), record["scenario"]), {})[record["seed"]] = record
+    scenarios = list(dict.fromkeys(r["scenario"] for r in table["records"]))
+    variants = list(dict.fromkeys(r.get("variant") for r in table["records"] if r.get("variant") != baseline))
+
+    def change(variant: str, scenario: str) -> dict | None:
+        rows, base = by.get((variant, scenario), {}), by.get((baseline, scenario), {})
+        seeds = sorted(set(rows) & set(base))
+        if not seeds:
+            return None
+        return {"seeds": seeds, **{f: sum(rows[k][f] - base[k][f] for k in seeds) / len(seeds) for f in VARIANT_FIELDS}}
+
+    def cell(found: dict | None, scenario: str) -> str:
+        if found is None:
+            return "–"
+        text = " · ".join(f"{round(found[f], 3) + 0.0:+.3f}" for f in VARIANT_FIELDS)  # + 0.0: no "-0.000"
+        return text if len(found["seeds"]) == len(by[(baseline, scenario)]) else f"{text} ({seeds_text(found['seeds'])})"
+
+    changes = {v: {s: change(v, s) for s in scenarios} for v in variants}
+    order = sorted(variants, key=lambda v: sum(c["last_accuracy"] for c in changes[v].values() if c) /
+                   max(1, sum(1 for c in changes[v].values() if c)))
+    base_cells = []
+    for scenario in scenarios:
+        runs = list(by.get((baseline, scenario), {}).values())
+        base_cells.append(" · ".join(f"{stat(runs, f)['mean']:.3f}" for f in VARIANT_FIELDS) if runs else "–")
+    lines = ["| row | " + " | ".join(scenarios) + " |", "|---|" + "---|" * len(scenarios),
+             f"| {baseline} | " + " | ".join(base_cells) + " |"]
+    lines += [f"| {v} | " + " | ".join(cell(changes[v][s], s) for s in scenarios) + " |" for v in order]
+    base_seeds = seeds_text({r["seed"] for r in table["records"] if r.get("variant") == baseline})
+    return lines + ["", f"Each cell: Last · learning accuracy · forgetting; {baseline}: their means ({base_seeds}); "
+                        "every other row: its paired change from it, seed by seed. Rendered by `ctrl-bench report` "
+                        f"from `results/{name}.json`; its commands and every seed's numbers are in [results.md]({link})."]
+
+
 def table_block(name: str, tables: dict, link: str) -> str:
     """What goes between a doc's markers of table ``name``: its compact table, or a line saying that no
     such table is stored."""
     if name not in tables:
         return f"No table `{name}` is stored yet."
-    return "\n".join(compact_table(name, tables[name], link))
+    table = tables[name]
+    return "\n".join(variant_table(name, table, link) if table.get("baseline") else compact_table(name, table, link))
 
 
 def marker_pairs(text: str, where: str) -> list[tuple[str, int, int]]:
@@ -580,6 +628,8 @@ def build_add_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--variant", metavar="NAME",
                    help="the records are one named row of the table (e.g. \"without anchors\" in an ablation): they "
                         "join the rows stored before, replacing an earlier row of that name")
+    p.add_argument("--baseline", metavar="NAME", help="with --variant: the named row the others leave something out "
+                   "of; the docs' compact table then gives each row's paired change from it (default: the one stored)")
     p.add_argument("--no-figures", action="store_true", help="the documents show the table without its figures")
     p.add_argument("--root", default=".", help="the checkout holding results/ (default: .)")
     return p
@@ -589,7 +639,7 @@ def add_main(argv: list[str], prog: str) -> int:
     args = build_add_parser(prog).parse_args(argv)
     try:
         path = add_table(args.root, args.name, args.runs_dir, args.command, args.title, args.about, args.headline,
-                         args.reference, args.scenario, args.methods, args.variant, not args.no_figures)
+                         args.reference, args.scenario, args.methods, args.variant, not args.no_figures, args.baseline)
         if args.headline:
             set_headline(args.root, args.name)
     except StoreError as err:

@@ -138,7 +138,7 @@ def dumps(table: dict) -> str:
 
 def add_table(root: str, name: str, runs_dir: str, commands=(), title: str | None = None, about: str | None = None,
               headline: bool = False, reference: str | None = None, scenarios=(), methods=(),
-              variant: str | None = None, figures: bool = True) -> str:
+              variant: str | None = None, figures: bool = True, baseline: str | None = None) -> str:
     """Write ``results/<name>.json`` from the records under ``runs_dir`` (replacing that table);
     return its path. ``commands``: the command(s) that make the table (default: those the records
     name, in the order they ran); ``headline``: the table the README shows; ``reference``: the method
@@ -146,7 +146,8 @@ def add_table(root: str, name: str, runs_dir: str, commands=(), title: str | Non
     ``methods``: only their records (``methods`` also orders the rows). ``variant``: the records are one
     named row of the table, e.g. "without anchors" in an ablation: they join the table's other rows
     (replacing an earlier row of that name in the same scenario) and its header keeps what was stored
-    before, unless given. ``figures``: whether the documents draw the table's figures."""
+    before, unless given. ``figures``: whether the documents draw the table's figures. ``baseline``: the
+    named row the others leave something out of (:func:`.report.variant_table`)."""
     check_name(name)
     records = chosen_records(runs_dir, scenarios, methods)
     summaries = [dict(s, variant=variant) if variant else s for s in summaries_of(records)]
@@ -160,9 +161,12 @@ def add_table(root: str, name: str, runs_dir: str, commands=(), title: str | Non
         figures = figures and earlier.get("figures", True)
         title, about = title or earlier.get("title"), about or earlier.get("about")
         reference, methods = reference or earlier.get("reference"), methods or earlier.get("methods") or ()
+        baseline = baseline or earlier.get("baseline")
+    if baseline is not None and baseline not in {s.get("variant") for s in summaries}:
+        raise StoreError(f"--baseline {baseline!r}: no row of that name; add its records with --variant {baseline!r}")
     if reference is not None and reference not in {s["method"] for s in summaries}:
         raise StoreError(f"--reference {reference}: no record of it under {runs_dir}/records")
-    table = {"title": title or name, "about": about, "headline": headline, "reference": reference,
+    table = {"title": title or name, "about": about, "headline": headline, "reference": reference, "baseline": baseline,
              "methods": list(methods) or None,
              "commands": list(commands) or commands_of(records), "package_version": package_version(),
              "figures": None if figures else False,

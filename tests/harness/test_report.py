@@ -230,6 +230,34 @@ def test_a_doc_with_a_tables_markers_gets_its_compact_table(tmp_path):
     assert "<!-- table:" not in doc
 
 
+def test_an_ablation_with_a_baseline_shows_each_rows_paired_change(tmp_path):
+    """Known numbers: the baseline over seeds 0 1 2 in two scenarios; "without A" over all three seeds of
+    the first (paired: the change is the mean of the seed-by-seed changes) and seed 0 of the second; "without
+    B" hurts less, so its line comes second. A baseline that is no row is refused."""
+    root = checkout(tmp_path)
+
+    def rows(last, scenario="tiny-2", seeds=range(3)):
+        return [{**record("ctrl", s, last[s]), "scenario": scenario, "learning_accuracy": 0.9,
+                 "forgetting": 0.1 + 0.01 * s} for s in seeds]
+    runs = {"whole": rows([0.90, 0.92, 0.94]) + rows([0.5, 0.6, 0.7], "tiny-5"),
+            "without A": rows([0.80, 0.84, 0.81]) + rows([0.4], "tiny-5", [0]),
+            "without B": rows([0.91, 0.92, 0.93])}
+    refused = runs_folder(tmp_path / "refused", runs["without A"])
+    assert report.main(["add", "abl", str(refused), "--root", str(root), "--variant", "without A",
+                        "--baseline", "whole"]) == 1
+    for name, records in runs.items():
+        folder = runs_folder(tmp_path / name.replace(" ", "-"), records)
+        extra = ["--baseline", "whole", "--no-figures"] if name == "whole" else []
+        assert report.main(["add", "abl", str(folder), "--root", str(root), "--variant", name, *extra]) == 0
+    (root / "docs" / "guide.md").write_text(GUIDE.replace("ablation", "abl"))
+    assert report.main(["--root", str(root)]) == 0
+    assert between((root / "docs" / "guide.md").read_text(), "abl").splitlines()[1:6] == [
+        "| row | tiny-2 | tiny-5 |", "|---|---|---|",
+        "| whole | 0.920 · 0.900 · 0.110 | 0.600 · 0.900 · 0.110 |",
+        "| without A | -0.103 · +0.000 · +0.000 | -0.100 · +0.000 · +0.000 (seed 0) |",
+        "| without B | +0.000 · +0.000 · +0.000 | – |"]
+
+
 def test_a_doc_naming_a_table_not_stored_says_so(tmp_path):
     root = checkout(tmp_path)
     doc = root / "docs" / "guide.md"
