@@ -60,10 +60,11 @@ def exit_code() -> int:
 
 
 def leave(code: int):
-    """Exit the process with ``code``. A stopped command (``code`` is :func:`exit_code`'s) that loaded Ray
-    ends at once, its streams flushed: everything that finished is already on disk, written atomically by
-    the main thread, and Ray's threads and exit handlers are left no chance to hold the interpreter at exit."""
-    if _received and code == exit_code() and "ray" in sys.modules:
+    """Exit the process with ``code``. A stopped command (``code`` 128 + one of :data:`SIGNALS`, whichever
+    handler caught it: the grid keeps its own for Ctrl-C) that loaded Ray ends at once, its streams flushed:
+    everything that finished is already on disk, written atomically by the main thread, and Ray's threads
+    and exit handlers are left no chance to hold the interpreter at exit."""
+    if code in {128 + signum for signum in SIGNALS} and "ray" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
