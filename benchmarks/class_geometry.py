@@ -15,8 +15,7 @@ class in memory:
 - ``off``: the share of the variance of those real features around the stored mean that lies off
   the stored subspace;
 
-and the largest |cos| between two stored means (a lone class's two halves, ``lone_class_split``, are two
-rows). MCR²'s structure is classes in near-orthogonal
+and the largest |cos| between two stored means. MCR²'s structure is classes in near-orthogonal
 subspaces: means near 0 and far from aligned, each class spread over many directions.
 
     python benchmarks/class_geometry.py                                  # mnist_5k, 10 splits, 4 experiences
@@ -34,7 +33,6 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from baselines import parse_option
 from ctrl_bench import ICTRL, build_autoencoder
-from ctrl_bench.ictrl.step import split_halves
 from scenarios.registry import load_data, make_scenario
 
 
@@ -53,8 +51,7 @@ def class_rows(strategy, real: dict[int, torch.Tensor]) -> list[str]:
         inside = centred @ directions.T
         off = 1 - float(inside.pow(2).sum() / centred.pow(2).sum())
         drift = float((mean - Z.mean(0)).norm())
-        name = f"{strategy.aliases[c]} (2nd half)" if c in getattr(strategy, "aliases", {}) else c
-        rows.append(f"| {name} | {total:.3f} | {float(variances.sum()) / total:.2f} | {erank:.1f} | {drift:.3f} | {off:.2f} |")
+        rows.append(f"| {c} | {total:.3f} | {float(variances.sum()) / total:.2f} | {erank:.1f} | {drift:.3f} | {off:.2f} |")
     return rows
 
 
@@ -85,11 +82,6 @@ def main():
         real = {}
         for dataset in seen:
             Z, y = strategy.features(dataset)
-            for sub, label in strategy.aliases.items():  # a lone class's halves, as f splits them now
-                mask = y == label
-                if mask.any():
-                    y = y.clone()
-                    y[mask] = split_halves(Z[mask], y[mask], sub)
             real.update({int(c): Z[y == c] for c in torch.unique(y)})
         means = torch.nn.functional.normalize(strategy.memory.means, dim=1)
         cos = (means @ means.T).abs().fill_diagonal_(0)

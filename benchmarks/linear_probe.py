@@ -83,8 +83,6 @@ def main() -> None:
     neighbours = KNeighborsClassifier(n_neighbors=10, metric="cosine").fit(Z_train.numpy(), y_train.numpy())
     report("10 nearest real features, cosine (oracle, nonlinear)", neighbours.predict(Z_eval.numpy()))
     Z_memory, y_memory = strategy.memory.sample(generator=torch.Generator(strategy.device).manual_seed(args.seed))
-    for sub, label in strategy.aliases.items():  # a lone class's second half is its label's
-        y_memory = torch.where(y_memory == sub, label, y_memory)
     drawn = linear_probe().fit(Z_memory.cpu().numpy(), y_memory.cpu().numpy())
     report("logistic regression on prototypes from memory", drawn.predict(Z_eval.numpy()))
 

@@ -96,10 +96,6 @@ def main() -> None:
         Z, y = strategy.features(first_test)
         print(f"after experience {i + 1}: the first class's test accuracy {(strategy.scores(Z).argmax(1) == y).float().mean():.2f}")
     Z_train, y_train_first = strategy.features(first_train)
-    halves = [sub for sub, label in strategy.aliases.items() if label == int(y_train_first[0])]
-    if halves:  # a lone class is stored as two halves (lone_class_split): refit it the same way
-        from ctrl_bench.ictrl.step import split_halves
-        y_train_first = split_halves(Z_train, y_train_first, halves[0])
     strategy.memory.store(Z_train, y_train_first)
     strategy.memory_plugin.fit_from_memory()  # as after an experience
     Z, y = strategy.features(first_test)

@@ -110,9 +110,6 @@ class ICTRLConfig:
     encoder_restart: int = option(10, "EncoderRestart: f's Adam moments start afresh in every later experience and its "
                                       "learning rate rises linearly to lr over the first N steps (0: off, the moments "
                                       "kept, as in the reference code)", paper=0, departure=True)
-    lone_class_split: bool = option(True, "LoneClassSplit: a class learnt alone is seen by the rate terms, and stored, "
-                                          "as two halves split along its first principal direction", paper=False,
-                                    departure=True)
     encoder_loss: str = option("real", "game: f plays C − S (the paper); no_discrimination: "
                                        "NoDiscrimination, f does not maximise λ Σ_new ΔR(Z_j, Ẑ_j); real: "
                                        "RealFeatures, f maximises ΔR(Z) of the real features and replayed codes "

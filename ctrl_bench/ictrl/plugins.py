@@ -16,7 +16,7 @@ from .. import visuals
 from ..memory import FeatureMemory, drift_map
 from ..subspace import NearestSubspaceClassifier
 from .config import ICTRLConfig
-from .step import Replay, split_halves
+from .step import Replay
 
 
 def per_class_choice(y: Tensor, per_class: int, device) -> Tensor:
@@ -58,9 +58,6 @@ class FeatureMemoryPlugin(SupervisedPlugin, supports_distributed=True):
         if self.features_at_start is not None:
             self._follow_drift(strategy, current, Z_new)
             self.features_at_start = None
-        if strategy.split_id is not None:  # a lone class: its halves, the second as a sub-class of its label
-            strategy.aliases[strategy.split_id] = int(y_new[0])
-            y_new = split_halves(Z_new, y_new, strategy.split_id)
         self.memory.store(Z_new, y_new)
         if self.config.classifier == "paper":
             self.seen_train_datasets.append(dataset)
@@ -194,7 +191,7 @@ class ExperienceSummaryPlugin(SupervisedPlugin, supports_distributed=True):
             return
         m = self.images_per_class
         replay, labels = strategy.decode_memory(m)
-        for c in (c for c in memory.classes if c not in strategy.aliases):  # a sub-class's images are its label's
+        for c in memory.classes:
             strategy.publish(f"replay/class_{c}", TensorImage(visuals.image_grid(replay[labels == c], nrow=m)), x)
         strategy.publish("replay/all_classes", TensorImage(visuals.replay_grid(replay, labels)), x)
         dataset = strategy.experience.dataset.eval()

@@ -10,9 +10,9 @@ Step parts (:data:`STEP_PARTS`) add terms to a step's losses, in their order, th
 ``add(played, encoder_loss, decoder_loss, logged) → (encoder_loss, decoder_loss)``. Parts that act
 between steps are Avalanche plugins (:class:`EncoderRestart`) or rules the strategy asks
 (:class:`FirstSteps`, :class:`DecoderWarmup`, :class:`DecoderFinish`, the last two with their own
-steps, :func:`.step.warmup_step` and :func:`.step.drawing_step`). Three act in the memory and
-its classifier, where the paper's counterparts live: LoneClassSplit (:mod:`.strategy` and
-:mod:`.plugins`), DriftMap and ClassLikelihood (:class:`.plugins.FeatureMemoryPlugin`).
+steps, :func:`.step.warmup_step` and :func:`.step.drawing_step`). Two act in the memory and its
+classifier, where the paper's counterparts live: DriftMap and ClassLikelihood
+(:class:`.plugins.FeatureMemoryPlugin`).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class EncoderRestart(SupervisedPlugin, supports_distributed=True):
 # Every part, with the option whose paper value turns it off (docs/ictrl.md's ablation has a row each).
 RECIPE = {"NoDiscrimination": "encoder_loss", "RealFeatures": "encoder_loss", "AnchorHold": "anchors_per_class",
           "PixelError": "pixel_weight", "DecoderWarmup": "decoder_warmup", "DecoderFinish": "decoder_finish",
-          "FirstSteps": "first_steps", "EncoderRestart": "encoder_restart", "LoneClassSplit": "lone_class_split",
+          "FirstSteps": "first_steps", "EncoderRestart": "encoder_restart",
           "DriftMap": "drift_map", "ClassLikelihood": "class_spread"}
 
 

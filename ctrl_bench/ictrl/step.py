@@ -49,19 +49,6 @@ def normalises_over_the_batch(encoder: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
 
 
-def principal_sign(Z: Tensor) -> Tensor:
-    """Whether each row of ``Z`` lies on the positive side of the rows' first principal direction
-    (through their mean): z_i ↦ ⟨z_i − z̄, v_1⟩ > 0, v_1 the top right singular vector of Z − z̄."""
-    centred = Z.double() - Z.double().mean(0)
-    return centred @ torch.linalg.svd(centred, full_matrices=False).Vh[0] > 0
-
-
-def split_halves(Z: Tensor, y: Tensor, second: int) -> Tensor:
-    """The labels of one class's rows split in two halves (:func:`principal_sign`): the rows on the
-    negative side get the label ``second``."""
-    return torch.where(principal_sign(Z), y, torch.full_like(y, second))
-
-
 def no_gather(t: Tensor) -> Tensor:
     """One process holds the whole batch: nothing to gather."""
     return t
@@ -163,15 +150,13 @@ def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | Non
 
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
               masks: ClassMasks, config: ICTRLConfig, multiplier: float, *, rho: float = 0.0, parts=(),
-              decoder_grad: bool = True, autocast=nullcontext, gather=no_gather,
-              split_label: int | None = None) -> StepResult:
+              decoder_grad: bool = True, autocast=nullcontext, gather=no_gather) -> StepResult:
     """The losses of one step (see the module docstring): the paper's, then each of ``parts`` (the
     recipe's step parts, :func:`.recipe.step_parts`; none: the paper's game) adds its terms.
     ``multiplier`` is μ (γ for the fixed penalty), ``rho`` the augmented Lagrangian's ρ (0: the fixed
     penalty). ``decoder_grad=False`` decodes without gradient (the encoder's own move with alternating
     updates). ``autocast`` is a context factory for the networks (bf16 on CUDA); the rate terms are
-    computed in float32 or float64 whatever it is. ``split_label``: the class id of the second half of a
-    lone class (:func:`split_halves`; its id in ``masks`` must be new).
+    computed in float32 or float64 whatever it is.
 
     ``gather`` joins a per-process shard of rows into the rows of the global batch, with gradient
     (:func:`ctrl_bench.distributed.gather`): every rate term, mean and sum is then taken over
@@ -183,8 +168,6 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     n = len(X)
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
     Z_all, labels, Z_hat_all = gather(Z_new), gather(y), gather(Z_hat[:n])
-    if split_label is not None:
-        labels = split_halves(gather(codes), labels, split_label)
     if replay is not None:
         Z_all, labels = torch.cat([Z_all, gather(replay.codes)]), torch.cat([labels, gather(replay.labels)])
         Z_hat_all = torch.cat([Z_hat_all, gather(Z_hat[n:])])
@@ -232,21 +215,18 @@ def drawing_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Repl
 
 
 def warmup_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, config: ICTRLConfig, *,
-                autocast=nullcontext, gather=no_gather, split_label: int | None = None) -> StepResult:
+                autocast=nullcontext, gather=no_gather) -> StepResult:
     """The first experience's warm-up (:class:`.recipe.DecoderWarmup`) as one autoencoder step:
 
         Z = f(X), X̂ = g(Z) (gradient through both), e = mean_i ‖x̂_i − x_i‖² / (C·H·W)
         encoder loss = −ΔR(Z | y) + w_p e,   decoder loss = w_p e      (w_p = pixel_weight, 1 where it is 0)
 
     g learns to draw before it plays, f learns the classes' rate reduction and pays the same pixel
-    error through g. One f pass and one decode: neither loss needs f(X̂) or the game's terms.
-    ``split_label`` splits a lone class in halves, as in :func:`game_step`."""
+    error through g. One f pass and one decode: neither loss needs f(X̂) or the game's terms."""
     with autocast():
         Z = encoder(X)
         X_hat = decoder(Z)
     Z_all, labels = gather(Z), gather(y)
-    if split_label is not None:
-        labels = split_halves(full_precision(Z_all.detach()), labels, split_label)
     rate = rate_reduction(Z_all, labels, config.eps2, int(labels.max()) + 1)
     error = gather(per_sample_pixel_error(X_hat, X)).mean()
     weight = config.pixel_weight or 1.0

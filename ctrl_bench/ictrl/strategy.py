@@ -73,8 +73,6 @@ class ICTRL(TwoPlayerTemplate):
         self.batch_size = train_mb_size  # the batch of every experience but a short first one (first_steps)
         self.shuffle_seed = torch.initial_seed()  # the run's seed: a distributed run's shards follow it
         self.masks: ClassMasks | None = None
-        self.aliases: dict[int, int] = {}  # a sub-class's id in memory → its label (lone_class_split)
-        self.split_id: int | None = None  # the id of a lone class's second half in this experience
         self.last_epoch_terms: dict[str, float] = {}
         self._epoch_sums: dict[str, Tensor] = defaultdict(float)
         self._epoch_index = 0
@@ -152,13 +150,9 @@ class ICTRL(TwoPlayerTemplate):
     def _before_training_exp(self, **kwargs):
         classes = [int(c) for c in self.experience.classes_in_this_experience]
         benchmark_classes = getattr(getattr(self.experience, "benchmark", None), "n_classes", 0) or 0
-        self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1)  # a sub-class's id stays counted
-        lone = self.config.lone_class_split and len(classes) == 1 and not len(self.memory)
-        self.split_id = self.num_classes if lone else None  # an id beyond every class
-        if lone:
-            self.num_classes += 1
+        self.num_classes = max(self.num_classes, benchmark_classes, max(classes) + 1)
         old = set(self.memory.classes) - set(classes)
-        self.masks = ClassMasks(self._class_mask(classes + ([self.split_id] if lone else [])), self._class_mask(old))
+        self.masks = ClassMasks(self._class_mask(classes), self._class_mask(old))
         self.train_mb_size = self._experience_batch(len(self.experience.dataset))
         super()._before_training_exp(**kwargs)  # the loader, then the plugins: memory to the device, anchors, f_prev
 
@@ -217,10 +211,10 @@ class ICTRL(TwoPlayerTemplate):
                                 gather=distributed.gather)
         if self._decoder_warming_up():
             return warmup_step(self.encoder, self.decoder, self.mb_x, self.mb_y, self.config, autocast=self._autocast,
-                               gather=distributed.gather, split_label=self.split_id)
+                               gather=distributed.gather)
         return game_step(self.encoder, self.decoder, self.mb_x, self.mb_y, replay, self.masks, self.config,
                          self.multiplier, rho=self.rho, parts=self.parts, decoder_grad=decoder_grad,
-                         autocast=self._autocast, gather=distributed.gather, split_label=self.split_id)
+                         autocast=self._autocast, gather=distributed.gather)
 
     def _decoder_warming_up(self) -> bool:
         return self.warmup.active(self)
@@ -286,27 +280,20 @@ class ICTRL(TwoPlayerTemplate):
         return self.scores(Z)
 
     def scores(self, Z: Tensor) -> Tensor:
-        """The classifier's scores of every class id; a sub-class's score goes to its label (the
-        better of the two) and its own column to the lowest score, so that it is never predicted."""
-        out = self.classifier.scores(Z, self.num_classes)
-        for sub, label in self.aliases.items():
-            out[:, label] = torch.maximum(out[:, label], out[:, sub])
-            out[:, sub] = out.min()
-        return out
+        """The classifier's scores of every class id."""
+        return self.classifier.scores(Z, self.num_classes)
 
     # ------------------------------------------------------------------ checkpointing
     def extra_state(self) -> dict:
         """What a between-experience checkpoint needs beyond the model, the encoder's optimiser and
         the plugins."""
         return {"decoder_optimizer": self.decoder_optimizer.state_dict(), "multiplier": self.multiplier,
-                "epoch_index": self._epoch_index, "num_classes": self.num_classes,
-                "aliases": [[sub, label] for sub, label in self.aliases.items()]}
+                "epoch_index": self._epoch_index, "num_classes": self.num_classes}
 
     def load_extra_state(self, state: dict) -> None:
         self.decoder_optimizer.load_state_dict(state["decoder_optimizer"])
         self.multiplier, self._epoch_index = state["multiplier"], state["epoch_index"]
         self.num_classes = state["num_classes"]
-        self.aliases = {int(sub): int(label) for sub, label in state.get("aliases", [])}
 
     # ------------------------------------------------------------------ features and the memory
     @torch.no_grad()
@@ -328,8 +315,6 @@ class ICTRL(TwoPlayerTemplate):
         """What the memory replays: g(z) for ``per_class`` fresh prototypes z of every stored class,
         in eval mode; returns (images, labels)."""
         Z, y = self.memory.sample(per_class)
-        for sub, label in self.aliases.items():
-            y = torch.where(y == sub, label, y)
         with self.evaluating():
             return self.decode(Z), y
 

@@ -304,10 +304,10 @@ def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
     assert PUBLISHED == {"eps2": 1.0, "lr": 1e-4, "betas": (0.5, 0.999), "new_weight": 10.0, "gamma": 1.0,
                          "alternate": True, "n_directions": 12, "replay_ratio": None, "n_components": 15,
                          "decoder_warmup": 0.0, "first_steps": 0, "decoder_finish": 0.0, "encoder_restart": 0,
-                         "lone_class_split": False, "encoder_loss": "game", "anchors_per_class": 0,
+                         "encoder_loss": "game", "anchors_per_class": 0,
                          "anchor_weight": 0.0, "pixel_weight": 0.0, "drift_map": 0.0, "classifier_noise": 0.0,
                          "class_spread": False}
-    assert set(RETENTION) == {"decoder_warmup", "first_steps", "decoder_finish", "encoder_restart", "lone_class_split",
+    assert set(RETENTION) == {"decoder_warmup", "first_steps", "decoder_finish", "encoder_restart",
                               "encoder_loss", "anchors_per_class", "anchor_weight", "pixel_weight",
                               "drift_map", "classifier_noise", "class_spread"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
