@@ -5,9 +5,21 @@ import argparse
 
 import torch
 
-from lone_class_drift import parse_option  # NAME=VALUE as the harness reads --option ctrl.NAME=VALUE
+import baselines
+from ctrl_bench.ictrl.config import FIELDS
 from scenarios.labels import ScenarioError
 from scenarios.registry import load_data, make_scenario
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """NAME=VALUE, read as the harness reads --option ctrl.NAME=VALUE."""
+    try:
+        _, name, value = baselines.parse_option(f"ctrl.{text}")
+    except baselines.MethodError as err:
+        raise SystemExit(str(err)) from None
+    if name not in FIELDS:  # the harness's own options (epochs, batch_size, …) are not ICTRL's
+        raise SystemExit(f"{name} is not an ICTRL option; known: {', '.join(FIELDS)}")
+    return name, value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
