@@ -15,16 +15,10 @@ for the first experience's classes:
 
 import argparse
 
-import avalanche.core  # noqa: F401  (avalanche's modules import each other in this order)
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
-from avalanche.evaluation.metrics import accuracy_metrics
-from avalanche.training.plugins import EvaluationPlugin
 
-from baselines import ctrl
-from ctrl_bench import ICTRL, build_autoencoder
-from ctrl_bench.ictrl.config import FIELDS
 import validation_split
 
 
@@ -102,14 +96,9 @@ def main() -> None:
     validation_split.add_arguments(p)
     args = p.parse_args()
     chosen, data, scenario = validation_split.load(args, args.experiences)
-    settings = ctrl.preset("quick", data.family, "crate")
-    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **chosen}
     first_train = scenario.benchmark.train_stream[0].dataset.eval()
     first_eval = scenario.benchmark.test_stream[0].dataset.eval()
-    f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")
-    strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
-                     num_classes=scenario.n_classes, train_mb_size=settings["batch_size"],
-                     plugins=[FirstClassesWatch(first_train, first_eval)], **options)
+    strategy, _ = validation_split.quick_ictrl(data, scenario, chosen, [FirstClassesWatch(first_train, first_eval)])
     print(f"{args.scenario}, {data.n_experiences} experiences, validation {args.validation}, seed {args.seed}; "
           f"options: {chosen or 'the defaults'}", flush=True)
     for experience in scenario.benchmark.train_stream:

@@ -22,16 +22,11 @@ import time
 import avalanche.core  # noqa: F401  (avalanche's modules import each other in this order)
 import numpy as np
 import torch
-from avalanche.evaluation.metrics import accuracy_metrics
-from avalanche.training.plugins import EvaluationPlugin
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from baselines import ctrl
-from ctrl_bench import ICTRL, build_autoencoder
-from ctrl_bench.ictrl.config import FIELDS
 from ctrl_bench.subspace import NearestSubspaceClassifier
 import validation_split
 
@@ -48,11 +43,7 @@ def main() -> None:
     validation_split.add_arguments(p)
     args = p.parse_args()
     chosen, data, scenario = validation_split.load(args, args.experiences)
-    settings = ctrl.preset("quick", data.family, "crate")
-    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **chosen}
-    f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")
-    strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
-                     num_classes=scenario.n_classes, train_mb_size=settings["batch_size"], **options)
+    strategy, options = validation_split.quick_ictrl(data, scenario, chosen)
     print(f"{args.scenario}, {data.n_experiences} experiences, validation {args.validation}, seed {args.seed}; "
           f"options: {options}", flush=True)
     start = time.time()

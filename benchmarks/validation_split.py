@@ -1,11 +1,16 @@
 """What the benchmarks that train i-CTRL on a scenario's validation split share: their command-line
-arguments and the scenario they load (never its test set)."""
+arguments, the scenario they load (never its test set) and i-CTRL as the harness's quick preset builds it."""
 
 import argparse
 
+import avalanche.core  # noqa: F401  (avalanche's modules import each other in this order)
 import torch
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.training.plugins import EvaluationPlugin
 
 import baselines
+from baselines import ctrl
+from ctrl_bench import ICTRL, build_autoencoder
 from ctrl_bench.ictrl.config import FIELDS
 from scenarios.labels import ScenarioError
 from scenarios.registry import load_data, make_scenario
@@ -41,3 +46,15 @@ def load(args: argparse.Namespace, experiences: int | None):
     except ScenarioError as err:
         raise SystemExit(str(err)) from None
     return options, data, make_scenario(data, args.seed)
+
+
+def quick_ictrl(data, scenario, chosen: dict, plugins=()) -> tuple[ICTRL, dict]:
+    """ICTRL with ctrl's quick preset for the data's family (the harness's settings) and the ``chosen``
+    options on top, and the options it runs with."""
+    settings = ctrl.preset("quick", data.family, "crate")
+    options = {**{k: v for k, v in settings.items() if k in FIELDS}, **chosen}
+    f, g = build_autoencoder("crate", scenario.image_shape, feature_dim=128, size="tiny")
+    strategy = ICTRL(encoder=f, decoder=g, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]),
+                     num_classes=scenario.n_classes, train_mb_size=settings["batch_size"], plugins=list(plugins),
+                     **options)
+    return strategy, options
