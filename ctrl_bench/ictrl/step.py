@@ -122,9 +122,9 @@ def paper_losses(terms, masks: ClassMasks, config: ICTRLConfig, multiplier: floa
 
 
 def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | None, *, hold_anchors: bool,
-         decoder_grad: bool, autocast) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-    """The step's network passes (the module docstring): returns Z_new, the codes g decoded, X̂, Ẑ and
-    the anchors' features (None unless ``hold_anchors``)."""
+         decoder_grad: bool, autocast) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """The step's network passes (the module docstring): returns Z_new, X̂, Ẑ and the anchors' features
+    (None unless ``hold_anchors``)."""
     joint = normalises_over_the_batch(encoder)
     with autocast():
         if joint:
@@ -142,10 +142,10 @@ def play(encoder: nn.Module, decoder: nn.Module, X: Tensor, replay: Replay | Non
             features = encoder(torch.cat(inputs))
             Z_new, features = features[:len(X)], features[len(X):]
             Z_anchor = features[len(decode):] if hold_anchors else None
-            return Z_new, codes, X_hat, features[:len(decode)], Z_anchor
+            return Z_new, X_hat, features[:len(decode)], Z_anchor
         # separate calls, so that a loss of the anchors alone back-propagates through their rows alone
         Z_anchor = encoder(replay.images) if hold_anchors else None
-        return Z_new, codes, X_hat, encoder(X_hat.to(X.dtype)), Z_anchor
+        return Z_new, X_hat, encoder(X_hat.to(X.dtype)), Z_anchor
 
 
 def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, replay: Replay | None,
@@ -163,8 +163,8 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
     the global batch, so that N processes, each with a shard of the batch and of the replay, compute
     the loss one process computes on all of it (the identity here: one process)."""
     hold_anchors = replay is not None and replay.images is not None and any(p.holds_anchors for p in parts)
-    Z_new, codes, X_hat, Z_hat, Z_anchor = play(encoder, decoder, X, replay, hold_anchors=hold_anchors,
-                                                decoder_grad=decoder_grad, autocast=autocast)
+    Z_new, X_hat, Z_hat, Z_anchor = play(encoder, decoder, X, replay, hold_anchors=hold_anchors,
+                                         decoder_grad=decoder_grad, autocast=autocast)
     n = len(X)
     # the global batch: new rows, then replayed rows (memory prototypes are constants)
     Z_all, labels, Z_hat_all = gather(Z_new), gather(y), gather(Z_hat[:n])
