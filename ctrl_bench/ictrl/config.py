@@ -119,6 +119,9 @@ class ICTRLConfig:
                                     departure=True)
     anchor_weight: float = option(1000.0, "AnchorHold: weight of the cosine drift of the anchors' features from their "
                                           "start-of-experience features", paper=0.0, departure=True)
+    consistency_weight: float = option(300.0, "DrawingConsistency: in a first experience of two classes or more, "
+                                              "weight of the cosine distance of f's features of g's drawing of each "
+                                              "image from the image's features (0: off)", paper=0.0, departure=True)
     pixel_weight: float = option(300.0, "PixelError: weight of g's pixel error on the new batch (g(f(x)) vs x) and on "
                                         "the anchors (vs themselves)", paper=0.0, departure=True)
     drift_map: float = option(1.0, "DriftMap: λ > 0: after each later experience, move the old classes' statistics by "
@@ -148,7 +151,8 @@ class ICTRLConfig:
             raise ValueError(f"decoder_finish must be a fraction of an experience in [0, 1), got {self.decoder_finish}")
         if not (math.isfinite(self.decoder_warmup) and 0 <= self.decoder_warmup <= 1):
             raise ValueError(f"decoder_warmup must be a fraction of the first experience in [0, 1], got {self.decoder_warmup}")
-        for name in ("new_weight", "gamma", "rho", "anchor_weight", "pixel_weight", "classifier_noise", "drift_map"):
+        for name in ("new_weight", "gamma", "rho", "anchor_weight", "consistency_weight", "pixel_weight",
+                     "classifier_noise", "drift_map"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0 and finite (0 turns it off), got {value}")

@@ -57,7 +57,8 @@ class RealFeatures(StepPart):
     """f's loss takes no term of the decoded images: it maximises ΔR(Z | y) of the real features and
     the replayed codes (MCR² with the old classes as fixed rows), held by the anchors; the closed loop
     (ΔR(Ẑ), the pairwise terms, the constraint) trains g alone. f's backward pass then skips its pass
-    over the decoded images (Z's terms are their own call in :func:`ctrl_bench.game.game_terms`)."""
+    over the decoded images (Z's terms are their own call in :func:`ctrl_bench.game.game_terms`), except
+    where DrawingConsistency adds a term of them."""
 
     @staticmethod
     def enabled(config: ICTRLConfig) -> bool:
@@ -84,6 +85,28 @@ class AnchorHold(StepPart):
             return encoder_loss, decoder_loss
         logged["anchor_drift"] = played.gather(per_sample_drift(played.Z_anchor, played.replay.targets)).mean()
         return encoder_loss + self.config.anchor_weight * logged["anchor_drift"], decoder_loss
+
+
+class DrawingConsistency(StepPart):
+    """In the first experience, f pays w_c · mean_i (1 − ⟨f(g(z_i)), sg(z_i)⟩) over the batch,
+    z_i = f(x_i): it maps g's drawing of an image where it maps the image. Every later experience holds
+    the first classes through g's drawings of them (the anchors); where g draws unlike the real images,
+    an f that sees the two apart moves the real ones and keeps the drawings, and the stored statistics
+    then describe features no real image has. The real features are the targets (constants); the term
+    reaches f through its pass over the drawings. It is off where the first experience has one class:
+    there ΔR(Z | y) is zero, the term would be f's only aim in the game, and f would meet it by dropping
+    what g cannot draw."""
+
+    @staticmethod
+    def enabled(config: ICTRLConfig) -> bool:
+        return bool(config.consistency_weight)
+
+    def add(self, played: Played, encoder_loss, decoder_loss, logged):
+        if played.masks.old.any() or played.masks.new.sum() < 2:
+            return encoder_loss, decoder_loss
+        n = len(played.X)
+        logged["drawing_drift"] = played.gather(per_sample_drift(played.Z_hat[:n], played.Z_new.detach())).mean()
+        return encoder_loss + self.config.consistency_weight * logged["drawing_drift"], decoder_loss
 
 
 class PixelError(StepPart):
@@ -173,12 +196,12 @@ class EncoderRestart(SupervisedPlugin, supports_distributed=True):
 
 # Every part, with the option whose paper value turns it off (docs/ictrl.md's ablation has a row each).
 RECIPE = {"NoDiscrimination": "encoder_loss", "RealFeatures": "encoder_loss", "AnchorHold": "anchors_per_class",
-          "PixelError": "pixel_weight", "DecoderWarmup": "decoder_warmup", "DecoderFinish": "decoder_finish",
+          "DrawingConsistency": "consistency_weight", "PixelError": "pixel_weight", "DecoderWarmup": "decoder_warmup", "DecoderFinish": "decoder_finish",
           "FirstSteps": "first_steps", "EncoderRestart": "encoder_restart",
           "DriftMap": "drift_map", "ClassLikelihood": "class_spread"}
 
 
-STEP_PARTS = (NoDiscrimination, RealFeatures, AnchorHold, PixelError)  # in the order they add their terms
+STEP_PARTS = (NoDiscrimination, RealFeatures, AnchorHold, DrawingConsistency, PixelError)  # in the order they add their terms
 
 
 def step_parts(config: ICTRLConfig) -> tuple:

@@ -92,17 +92,19 @@ class StepResult:
 class Played:
     """What one step's passes produced, for the losses: the new batch X (features Z_new), the global
     batch's real rows Z = [Z_new; Z_old] and their labels, the decoded images X̂ of the new and
-    replayed codes, the anchors' features Z_M (None unless they were passed through f), the replay and
-    the game's terms."""
+    replayed codes and their features Ẑ = f(X̂) (this process's rows), the anchors' features Z_M (None
+    unless they were passed through f), the replay, the game's terms and which classes are new and old."""
 
     X: Tensor
     Z_new: Tensor
     Z_all: Tensor
     labels: Tensor
     X_hat: Tensor
+    Z_hat: Tensor
     Z_anchor: Tensor | None
     replay: Replay | None
     terms: object
+    masks: ClassMasks
     decoder: nn.Module
     decoder_grad: bool
     autocast: object
@@ -173,7 +175,8 @@ def game_step(encoder: nn.Module, decoder: nn.Module, X: Tensor, y: Tensor, repl
         Z_hat_all = torch.cat([Z_hat_all, gather(Z_hat[n:])])
     terms = game_terms(Z_all, Z_hat_all, labels, masks.num_classes, config.eps2)
     encoder_loss, decoder_loss, logged = paper_losses(terms, masks, config, multiplier, rho)
-    played = Played(X, Z_new, Z_all, labels, X_hat, Z_anchor, replay, terms, decoder, decoder_grad, autocast, gather)
+    played = Played(X, Z_new, Z_all, labels, X_hat, Z_hat, Z_anchor, replay, terms, masks, decoder, decoder_grad,
+                    autocast, gather)
     for part in parts:
         encoder_loss, decoder_loss = part.add(played, encoder_loss, decoder_loss, logged)
     return StepResult(encoder_loss, decoder_loss, Z_new, {k: v.detach() for k, v in logged.items()})

@@ -1,5 +1,6 @@
 """The pure game step of i-CTRL (no Avalanche), its configuration, and the two-player update's hooks."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -51,7 +52,7 @@ def masks(new, old, k=4):
 def test_without_old_classes_the_losses_are_the_games_objective(players):
     f, g = players
     X, y = batch()
-    config = ICTRLConfig(pixel_weight=0.0, encoder_loss="no_discrimination")
+    config = ICTRLConfig(pixel_weight=0.0, encoder_loss="no_discrimination", consistency_weight=0.0)
     result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=step_parts(config))
     with torch.no_grad():
         Z = f(X)
@@ -82,7 +83,8 @@ def test_old_classes_enter_through_the_constraint_and_the_anchors(players):
         codes = f(images)
         targets = f(images)  # the anchors' features when the experience started: f has not moved
     replay = Replay(codes, torch.tensor([2, 2, 2, 3, 3, 3]), images, targets)
-    config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0, encoder_loss="no_discrimination")
+    config = ICTRLConfig(anchor_weight=1000.0, pixel_weight=0.0, encoder_loss="no_discrimination",
+                         consistency_weight=0.0)
     result = game_step(f, g, X, y, replay, masks((0, 1), (2, 3)), config, multiplier=5.0, parts=step_parts(config))
     assert result.terms["anchor_drift"].item() == pytest.approx(0.0, abs=1e-12)
     with torch.no_grad():
@@ -163,7 +165,7 @@ def test_without_parts_the_step_is_the_papers_game_whatever_the_config(players):
     objective, constraint = result.terms["objective"].item(), result.terms["constraint_old"].item()
     assert result.encoder_loss.item() == pytest.approx(5.0 * constraint - objective)
     assert result.decoder_loss.item() == pytest.approx(objective + 5.0 * constraint)
-    assert not {"anchor_drift", "pixel_error"} & set(result.terms)
+    assert not {"anchor_drift", "drawing_drift", "pixel_error"} & set(result.terms)
 
 
 @pytest.mark.parametrize("pixel_weight", [300.0, 0.0])
@@ -217,7 +219,7 @@ def test_real_features_f_maximises_the_rate_reduction_of_the_real_rows_and_g_pla
     X, y = batch()
     codes, old_labels = old_codes()
     replay = Replay(codes, old_labels)  # prototypes drawn from memory: no anchor images
-    config = ICTRLConfig(encoder_loss="real")
+    config = ICTRLConfig(encoder_loss="real", consistency_weight=0.0)
     parts = step_parts(config)
     names = [type(part).__name__ for part in parts]
     assert "RealFeatures" in names and "NoDiscrimination" not in names
@@ -244,7 +246,7 @@ def test_real_features_f_maximises_the_rate_reduction_of_the_real_rows_and_g_pla
     unused = torch.autograd.grad(result.encoder_loss, list(g.parameters()), retain_graph=True, allow_unused=True)
     assert all(grad is None for grad in unused)
     # ... and g's weights change nothing of it, where they change NoDiscrimination's (ΔR(Ẑ)) and g's own loss
-    discriminating = ICTRLConfig(encoder_loss="no_discrimination")
+    discriminating = ICTRLConfig(encoder_loss="no_discrimination", consistency_weight=0.0)
     before = f_gradient(result.encoder_loss, f)
     other = game_step(f, g, X, y, replay, classes, discriminating, 5.0, parts=step_parts(discriminating))
     other_before = f_gradient(other.encoder_loss, f)
@@ -273,7 +275,7 @@ def test_real_features_then_the_anchors_drift_and_the_warm_ups_pixel_error(playe
     with torch.no_grad():  # the anchors' features when the experience started: f has moved since
         targets = nn.functional.normalize(f(images) + 0.3 * torch.randn(6, 8, dtype=torch.float64), dim=1)
     replay = Replay(codes, old_labels, images, targets)
-    config = ICTRLConfig(encoder_loss="real", anchor_weight=1000.0, pixel_weight=300.0)
+    config = ICTRLConfig(encoder_loss="real", anchor_weight=1000.0, pixel_weight=300.0, consistency_weight=0.0)
     parts, classes = step_parts(config), masks((0, 1), (2, 3))
     sizes = []
     hook = f.linear.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
@@ -295,6 +297,45 @@ def test_real_features_then_the_anchors_drift_and_the_warm_ups_pixel_error(playe
     assert all(torch.equal(a, b) for a, b in zip(f_gradient(moved.encoder_loss, f), before))
 
 
+def test_drawing_consistency_pulls_fs_features_of_gs_drawings_onto_the_real_features(players):
+    """DrawingConsistency adds w_c · mean_i (1 − ⟨f(g(z_i)), sg(z_i)⟩), z_i = f(x_i), to f's loss and
+    nothing to g's in a first experience of two classes or more (nowhere else): its gradient in f is that
+    of the term with the real features held as constants, and it is 0 where g draws each image exactly as
+    f sees it (g = f⁻¹ on the sphere)."""
+    f, g = players
+    X, y = batch()
+    config = ICTRLConfig(encoder_loss="real", consistency_weight=100.0, pixel_weight=0.0, anchors_per_class=0)
+    parts = step_parts(config)
+    assert [type(part).__name__ for part in parts] == ["RealFeatures", "DrawingConsistency"]
+    result = game_step(f, g, X, y, None, masks((0, 1), ()), config, multiplier=1.0, parts=parts)
+    without = dataclasses.replace(config, consistency_weight=0.0)
+    plain = game_step(f, g, X, y, None, masks((0, 1), ()), without, multiplier=1.0, parts=step_parts(without))
+    Z = f(X)
+    drift = (1 - (f(g(Z.detach())) * Z.detach()).sum(1)).mean()
+    assert drift.item() > 0.05
+    assert result.terms["drawing_drift"].item() == pytest.approx(drift.item(), rel=1e-12)
+    assert result.encoder_loss.item() == pytest.approx(plain.encoder_loss.item() + 100.0 * drift.item(), rel=1e-12)
+    assert result.decoder_loss.item() == pytest.approx(plain.decoder_loss.item(), rel=1e-12)
+    expected = torch.autograd.grad(-rate_reduction(Z, y, config.eps2, 2) + 100.0 * drift, list(f.parameters()))
+    for a, b in zip(f_gradient(result.encoder_loss, f), expected):
+        torch.testing.assert_close(a, b)
+    # only in the first experience (no old classes), and only where it has two classes or more
+    codes, old_labels = old_codes()
+    later = game_step(f, g, X, y, Replay(codes, old_labels), masks((0, 1), (2, 3)), config, 1.0, parts=parts)
+    alone = game_step(f, g, X, torch.zeros_like(y), None, masks((0,), ()), config, 1.0, parts=parts)
+    assert "drawing_drift" not in later.terms and "drawing_drift" not in alone.terms
+    # g = f⁻¹: f(g(z)) = z for every unit z, and the term vanishes
+    torch.manual_seed(4)
+    square = Normalised(16, 16).double()
+    with torch.no_grad():
+        square.linear.bias.zero_()
+        inverse = nn.Linear(16, 16, bias=False).double()
+        inverse.weight.copy_(torch.linalg.inv(square.linear.weight))
+    exact = game_step(square, nn.Sequential(inverse, nn.Unflatten(1, (1, 4, 4))), X, y, None, masks((0, 1), ()),
+                      config, multiplier=1.0, parts=parts)
+    assert abs(exact.terms["drawing_drift"].item()) < 1e-10
+
+
 def test_the_step_runs_without_avalanche():
     code = "import sys, ctrl_bench.ictrl.step, ctrl_bench.ictrl.config; assert 'avalanche' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -305,10 +346,11 @@ def test_the_config_is_the_one_place_of_the_defaults_and_the_papers_values():
                          "alternate": True, "n_directions": 12, "replay_ratio": None, "n_components": 15,
                          "decoder_warmup": 0.0, "first_steps": 0, "decoder_finish": 0.0, "encoder_restart": 0,
                          "encoder_loss": "game", "anchors_per_class": 0,
-                         "anchor_weight": 0.0, "pixel_weight": 0.0, "drift_map": 0.0, "classifier_noise": 0.0,
+                         "anchor_weight": 0.0, "consistency_weight": 0.0, "pixel_weight": 0.0, "drift_map": 0.0, "classifier_noise": 0.0,
                          "class_spread": False}
     assert set(RETENTION) == {"decoder_warmup", "first_steps", "decoder_finish", "encoder_restart",
-                              "encoder_loss", "anchors_per_class", "anchor_weight", "pixel_weight",
+                              "encoder_loss", "anchors_per_class", "anchor_weight", "consistency_weight",
+                              "pixel_weight",
                               "drift_map", "classifier_noise", "class_spread"}
     with pytest.raises(ValueError, match="anchor_weight must be ≥ 0"):
         ICTRLConfig(anchor_weight=-1.0)
