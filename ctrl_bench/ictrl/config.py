@@ -119,7 +119,7 @@ class ICTRLConfig:
                                     departure=True)
     anchor_weight: float = option(1000.0, "AnchorHold: weight of the cosine drift of the anchors' features from their "
                                           "start-of-experience features", paper=0.0, departure=True)
-    consistency_weight: float = option(300.0, "DrawingConsistency: in a first experience of two classes or more, "
+    consistency_weight: float = option(100.0, "DrawingConsistency: in a first experience of two classes or more, "
                                               "weight of the cosine distance of f's features of g's drawing of each "
                                               "image from the image's features (0: off)", paper=0.0, departure=True)
     pixel_weight: float = option(300.0, "PixelError: weight of g's pixel error on the new batch (g(f(x)) vs x) and on "
