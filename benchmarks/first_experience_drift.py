@@ -13,8 +13,6 @@ for the first experience's classes:
     python benchmarks/first_experience_drift.py --scenario shapes:40 --experiences 10
 """
 
-import argparse
-
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
@@ -90,12 +88,7 @@ class FirstClassesWatch(SupervisedPlugin):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
-    p.add_argument("--experiences", type=int, default=None, help="experiences (default: the scenario's)")
-    validation_split.add_arguments(p)
-    args = p.parse_args()
-    chosen, data, scenario = validation_split.load(args, args.experiences)
+    args, chosen, data, scenario = validation_split.parse(__doc__)
     first_train = scenario.benchmark.train_stream[0].dataset.eval()
     first_eval = scenario.benchmark.test_stream[0].dataset.eval()
     strategy, _ = validation_split.quick_ictrl(data, scenario, chosen, [FirstClassesWatch(first_train, first_eval)])

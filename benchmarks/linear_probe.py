@@ -16,7 +16,6 @@ features of the classes are.
     python benchmarks/linear_probe.py --scenario npz:../shared/data/cifar10-subset.npz --seed 0
 """
 
-import argparse
 import time
 
 import avalanche.core  # noqa: F401  (avalanche's modules import each other in this order)
@@ -37,12 +36,7 @@ def features(strategy, stream):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
-    p.add_argument("--experiences", type=int, default=None, help="experiences (default: the scenario's)")
-    validation_split.add_arguments(p)
-    args = p.parse_args()
-    chosen, data, scenario = validation_split.load(args, args.experiences)
+    args, chosen, data, scenario = validation_split.parse(__doc__)
     strategy, options = validation_split.quick_ictrl(data, scenario, chosen)
     print(f"{args.scenario}, {data.n_experiences} experiences, validation {args.validation}, seed {args.seed}; "
           f"options: {options}", flush=True)

@@ -27,22 +27,28 @@ def parse_option(text: str) -> tuple[str, object]:
     return name, value
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """--validation, --seed, --option and --threads."""
+def parse(description: str) -> tuple[argparse.Namespace, dict, object, object]:
+    """The command line every such benchmark takes (--scenario, --experiences, --validation, --seed,
+    --option, --threads), read, and its scenario loaded (:func:`load`): (args, options, data, scenario)."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default="shapes:40", help="a scenario name (default: shapes:40)")
+    p.add_argument("--experiences", type=int, default=None, help="experiences (default: the scenario's)")
     p.add_argument("--validation", type=float, default=0.1, help="held-out fraction evaluated on (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="class order and initialisation (default: 0)")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="an ICTRL option of the run")
     p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    return (args, *load(args))
 
 
-def load(args: argparse.Namespace, experiences: int | None):
+def load(args: argparse.Namespace):
     """The run's threads and seed set, its --option values read, and ``args.scenario`` loaded with its
     validation split in place of the test set: (options, data, scenario); a bad name exits with one line."""
     torch.set_num_threads(args.threads)
     options = dict(parse_option(o) for o in args.option)
     torch.manual_seed(args.seed)
     try:
-        data = load_data(args.scenario, experiences, validation=args.validation)
+        data = load_data(args.scenario, args.experiences, validation=args.validation)
     except ScenarioError as err:
         raise SystemExit(str(err)) from None
     return options, data, make_scenario(data, args.seed)
